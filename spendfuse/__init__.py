@@ -1,0 +1,41 @@
+"""spendfuse: one import makes Anthropic and OpenAI agents observable and spend-safe.
+
+The public API only; each name lives in the module its folder suggests.
+"""
+
+from spendfuse._version import __version__
+from spendfuse.budgets.budget import Budget
+from spendfuse.errors import (
+    BudgetExceeded,
+    BudgetStoreUnavailable,
+    ConfigError,
+    CostLimitExceeded,
+    RepeatLimitExceeded,
+    TimeLimitExceeded,
+    TokenLimitExceeded,
+    TurnLimitExceeded,
+    UnpricedModelError,
+)
+from spendfuse.instrumentation.instrumentor import instrument, uninstrument
+from spendfuse.runs.run import Run, current_run, run
+from spendfuse.runs.tool import tool
+
+__all__ = [
+    "Budget",
+    "BudgetExceeded",
+    "BudgetStoreUnavailable",
+    "ConfigError",
+    "CostLimitExceeded",
+    "RepeatLimitExceeded",
+    "Run",
+    "TimeLimitExceeded",
+    "TokenLimitExceeded",
+    "TurnLimitExceeded",
+    "UnpricedModelError",
+    "__version__",
+    "current_run",
+    "instrument",
+    "run",
+    "tool",
+    "uninstrument",
+]

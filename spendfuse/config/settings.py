@@ -1,0 +1,169 @@
+"""Settings: code, ``SPENDFUSE_*`` environment variables and a TOML file, later overriding earlier.
+
+Order of precedence, lowest first: the TOML file named by ``SPENDFUSE_CONFIG``, the environment,
+the keyword arguments of ``spendfuse.instrument()``. Every malformed value raises ``ConfigError``
+naming the key (or variable) and the accepted form, at start-up rather than at the first call.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from spendfuse.budgets.budget import BUDGET_FORM, Budget
+from spendfuse.config.user_budgets import UserBudgetResolver, user_budget_resolver
+from spendfuse.errors import BudgetExceeded, ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+ENV_PREFIX = "SPENDFUSE_"
+CONFIG_ENV = "SPENDFUSE_CONFIG"
+CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+OnExceeded = Callable[[BudgetExceeded], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Immutable; ``instrument()`` builds a new one instead of changing this one."""
+
+    run_budget: Budget | None = None
+    user_budget: UserBudgetResolver | None = None
+    store: str = "memory://"
+    store_failure: str = "closed"
+    store_timeout: float = 0.25
+    lease_seconds: float = 900.0
+    warn_at: float | None = 0.8
+    clamp: bool = False
+    clamp_floor: int = 256
+    on_exceeded: OnExceeded | None = None
+    prices: Mapping[str, Any] | str | None = None
+    default_max_output_tokens: int = 32_000
+    capture_content: bool = False
+    metric_user_attribute: bool = True
+    suppress_sdk_spans: bool = True
+    grafana_url: str | None = None
+    ledger: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+SETTING_NAMES = frozenset(f.name for f in fields(Settings)) - {"extra"}
+
+
+def _bool(key: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+        return value.strip().lower() in TRUE_WORDS
+    raise ConfigError(f"{key}: {value!r} is not a boolean; accepted: true/false, 1/0, yes/no, on/off")
+
+
+def _number(key: str, value: object, *, low: float, high: float = math.inf, integral: bool = False) -> float:
+    form = f"a {'whole ' if integral else ''}number between {low:g} and {high:g}"
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: {value!r} is not a number; accepted: {form}")
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: {value!r} is not a number; accepted: {form}") from None
+    if math.isnan(number) or not low <= number <= high or (integral and not number.is_integer()):
+        raise ConfigError(f"{key}: {value!r} is out of range; accepted: {form}")
+    return number
+
+
+def _coerce(key: str, name: str, value: Any) -> Any:
+    """Validate one setting; ``key`` is how the user spelled it (variable, TOML key or kwarg)."""
+    if name == "run_budget":
+        return None if value is None else Budget.from_mapping(value, source=key)
+    if name == "user_budget":
+        return None if value is None else user_budget_resolver(value, source=key)
+    if name == "store":
+        from spendfuse.budgets.stores import STORE_URL_FORM
+
+        if not isinstance(value, str) or "://" not in value:
+            raise ConfigError(f"{key}: {value!r} is not a store URL; accepted: {STORE_URL_FORM}")
+        return value
+    if name == "store_failure":
+        if value not in ("closed", "open"):
+            raise ConfigError(f"{key}: {value!r} is not a policy; accepted: 'closed' or 'open'")
+        return value
+    if name == "store_timeout":
+        return _number(key, value, low=0.001, high=60)
+    if name == "lease_seconds":
+        return _number(key, value, low=1, high=7 * 86400)
+    if name == "warn_at":
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "none", "")):
+            return None
+        return _number(key, value, low=0.0, high=1.0)
+    if name in ("clamp", "capture_content", "metric_user_attribute", "suppress_sdk_spans"):
+        return _bool(key, value)
+    if name == "clamp_floor":
+        return int(_number(key, value, low=1, integral=True))
+    if name == "default_max_output_tokens":
+        return int(_number(key, value, low=1, integral=True))
+    if name == "on_exceeded":
+        if value is not None and not callable(value):
+            raise ConfigError(f"{key}: {value!r} is not callable; accepted: a function (error) -> bool")
+        return value
+    if name == "prices":
+        if value is not None and not isinstance(value, (str, os.PathLike, Mapping)):
+            raise ConfigError(f"{key}: {value!r}; accepted: a mapping of model prices or a TOML/JSON file path")
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+    if name in ("grafana_url", "ledger"):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{key}: {value!r} is not a string")
+        return value or None
+    raise ConfigError(f"{key}: unknown setting; accepted: {', '.join(sorted(SETTING_NAMES))}")
+
+
+def _read_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{CONFIG_ENV}: file {path!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{CONFIG_ENV}: {path!r} is not valid TOML: {exc}") from None
+    # Accept both a dedicated file and a [tool.spendfuse] / [spendfuse] table in a shared one.
+    table = data.get("tool", {}).get("spendfuse") or data.get("spendfuse") or data
+    return dict(table)
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = environ.get(CONFIG_ENV)
+    if path:
+        for key, value in _read_file(path).items():
+            if key not in SETTING_NAMES:
+                raise ConfigError(
+                    f"{path}: unknown key {key!r}; accepted: {', '.join(sorted(SETTING_NAMES))}"
+                )
+            values[key] = _coerce(f"{path}: {key}", key, value)
+    capture = environ.get(CAPTURE_CONTENT_ENV)
+    if capture is not None:
+        values["capture_content"] = _bool(CAPTURE_CONTENT_ENV, capture)
+    for name in SETTING_NAMES - {"on_exceeded"}:
+        variable = ENV_PREFIX + name.upper()
+        if variable in environ:
+            raw = environ[variable]
+            values[name] = _coerce(variable, name, raw)
+    for name, value in (overrides or {}).items():
+        if name not in SETTING_NAMES:
+            raise ConfigError(f"{name}: unknown setting; accepted: {', '.join(sorted(SETTING_NAMES))}")
+        values[name] = _coerce(name, name, value)
+    return Settings(**values)
+
+
+__all__ = ["BUDGET_FORM", "CONFIG_ENV", "Settings", "load_settings"]

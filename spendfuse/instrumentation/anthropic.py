@@ -1,0 +1,177 @@
+"""Anthropic: which requests are model calls, and what to read from requests, responses, events.
+
+Every Messages call shape (create, stream(), parse, beta.messages.*, with_raw_response,
+with_streaming_response, Bedrock/Vertex clients sharing the base class) goes through
+``SyncAPIClient.request`` / ``AsyncAPIClient.request`` with a ``/v1/messages`` URL, so routing by
+URL there covers them all once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from spendfuse.budgets.usage import anthropic_usage
+from spendfuse.instrumentation.records import RequestInfo, ResponseInfo, get, tool_signature
+from spendfuse.telemetry import names
+
+PROVIDER = names.PROVIDER_ANTHROPIC
+MODULE = "anthropic"
+BASE_CLIENT_MODULE = "anthropic._base_client"
+
+
+def route(url: str) -> str | None:
+    """The API a request URL belongs to, or None for calls we do not budget (count_tokens, batches)."""
+    path = url.split("?", 1)[0].rstrip("/")
+    if path.endswith("/v1/messages") or path == "/messages":
+        return "messages"
+    return None
+
+
+def _has_cache_control(system: Any, tools: Any, messages: Any) -> tuple[bool, bool]:
+    found = one_hour = False
+    for group in (system, tools):
+        if isinstance(group, list):
+            for block in group:
+                marker = block.get("cache_control") if isinstance(block, dict) else None
+                if marker:
+                    found = True
+                    one_hour = one_hour or (isinstance(marker, dict) and marker.get("ttl") == "1h")
+    if isinstance(messages, list):
+        for message in messages:
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, list):
+                for block in content:
+                    marker = block.get("cache_control") if isinstance(block, dict) else None
+                    if marker:
+                        found = True
+                        one_hour = one_hour or (isinstance(marker, dict) and marker.get("ttl") == "1h")
+    return found, one_hour
+
+
+def extract_params(
+    *,
+    model: str | None = None,
+    max_tokens: int | None = None,
+    stream: bool | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    system: Any = None,
+    tools: Any = None,
+    messages: Any = None,
+    cache_control: Any = None,
+    **_kwargs: Any,
+) -> RequestInfo:
+    cache, one_hour = _has_cache_control(system, tools, messages)
+    if cache_control:  # top-level automatic caching
+        cache = True
+        one_hour = one_hour or (isinstance(cache_control, dict) and cache_control.get("ttl") == "1h")
+    return RequestInfo(
+        model=str(model or "unknown"),
+        max_tokens=max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
+        stream=bool(stream),
+        temperature=temperature if isinstance(temperature, (int, float)) else None,
+        top_p=top_p if isinstance(top_p, (int, float)) else None,
+        max_tokens_key="max_tokens",
+        cache_write=cache,
+        cache_write_1h=one_hour,
+    )
+
+
+def extract_request(api: str, body: Mapping[str, Any]) -> RequestInfo:
+    return extract_params(**body)
+
+
+def extract_response(api: str, message: Any) -> ResponseInfo:
+    info = ResponseInfo(
+        response_id=get(message, "id"),
+        response_model=get(message, "model"),
+        usage=anthropic_usage(get(message, "usage")),
+    )
+    stop = get(message, "stop_reason")
+    if stop:
+        info.finish_reasons.append(str(stop))
+    content = get(message, "content")
+    if isinstance(content, list):
+        for block in content:
+            if get(block, "type") == "tool_use":
+                info.tool_calls.append(tool_signature(get(block, "name"), get(block, "input")))
+    return info
+
+
+class StreamState:
+    """Reads the raw Messages SSE events; only cheap attribute checks per event."""
+
+    __slots__ = ("_tool_args", "_tool_name", "_usage_parts", "info")
+
+    def __init__(self, api: str, capture: bool) -> None:
+        self.info = ResponseInfo(output_text=[] if capture else None)
+        self._usage_parts: dict[str, Any] = {}
+        self._tool_name: str | None = None
+        self._tool_args: list[str] = []
+
+    def observe(self, event: Any) -> None:
+        kind = get(event, "type")
+        if kind == "content_block_delta":
+            delta = get(event, "delta")
+            text = get(delta, "text")
+            info = self.info
+            info.output_chunks += 1
+            if text:
+                info.output_chars += len(text)
+                if info.output_text is not None:
+                    info.output_text.append(text)
+            elif self._tool_name is not None:
+                partial = get(delta, "partial_json")
+                if partial:
+                    self._tool_args.append(partial)
+                    info.output_chars += len(partial)
+        elif kind == "message_start":
+            message = get(event, "message")
+            self.info.response_id = get(message, "id")
+            self.info.response_model = get(message, "model")
+            self._merge_usage(get(message, "usage"))
+        elif kind == "content_block_start":
+            block = get(event, "content_block")
+            if get(block, "type") == "tool_use":
+                self._tool_name = str(get(block, "name"))
+                self._tool_args = []
+        elif kind == "content_block_stop":
+            if self._tool_name is not None:
+                self.info.tool_calls.append(tool_signature(self._tool_name, "".join(self._tool_args) or "{}"))
+                self._tool_name = None
+        elif kind == "message_delta":
+            stop = get(get(event, "delta"), "stop_reason")
+            if stop:
+                self.info.finish_reasons.append(str(stop))
+            self._merge_usage(get(event, "usage"))
+
+    def _merge_usage(self, usage: Any) -> None:
+        if usage is None:
+            return
+        for key in (
+            "input_tokens",
+            "output_tokens",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+            "cache_creation",
+        ):
+            value = get(usage, key)
+            if value is not None:  # message_delta counts are cumulative: the latest wins
+                self._usage_parts[key] = value
+        self.info.usage = anthropic_usage(self._usage_parts)
+
+    def result(self) -> ResponseInfo:
+        return self.info
+
+
+def stream_types() -> tuple[type, ...]:
+    import anthropic
+
+    return (anthropic.Stream, anthropic.AsyncStream)
+
+
+def raw_response_types() -> tuple[type, ...]:
+    from anthropic._response import BaseAPIResponse
+
+    return (BaseAPIResponse,)

@@ -1,0 +1,187 @@
+"""``spendfuse.instrument()`` / ``uninstrument()`` and the OpenTelemetry ``BaseInstrumentor``.
+
+One patch point per SDK: ``SyncAPIClient.request`` and ``AsyncAPIClient.request`` of
+``anthropic._base_client`` and ``openai._base_client``. SDKs imported later are patched when they
+are imported (a post-import hook), so ``import spendfuse.auto`` may come first.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+import weakref
+from collections.abc import Collection
+from types import ModuleType
+from typing import Any
+
+import wrapt
+from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import unwrap
+
+from spendfuse import runtime
+from spendfuse._version import __version__
+from spendfuse.budgets.breaker import Breaker
+from spendfuse.budgets.pricing import PriceBook
+from spendfuse.budgets.stores import open_store
+from spendfuse.config.settings import Settings, load_settings
+from spendfuse.instrumentation import anthropic as anthropic_provider
+from spendfuse.instrumentation import openai as openai_provider
+from spendfuse.instrumentation.call import Provider
+from spendfuse.instrumentation.wrappers import async_wrapper, sync_wrapper
+from spendfuse.telemetry.instruments import Instruments
+from spendfuse.telemetry.stamping import RunStampingProcessor
+
+PROVIDER_MODULES: tuple[ModuleType, ...] = (anthropic_provider, openai_provider)
+
+_lock = threading.RLock()
+_patched: dict[str, ModuleType] = {}  # SDK base-client module name -> module, while patched
+_hooks_registered: set[str] = set()
+# Weak keys: a provider's id can be reused after it is collected (tests make one per test).
+_stamped_providers: weakref.WeakSet[Any] = weakref.WeakSet()
+_instruments_by_meter_provider: weakref.WeakKeyDictionary[Any, Instruments] = weakref.WeakKeyDictionary()
+_saved_sdk_tracer: dict[str, Any] = {}
+
+
+def _provider(spec: ModuleType) -> Provider:
+    return Provider(
+        name=spec.PROVIDER,
+        route=spec.route,
+        extract_request=spec.extract_request,
+        extract_response=spec.extract_response,
+        stream_state=spec.StreamState,
+        stream_types=spec.stream_types(),
+        raw_response_types=spec.raw_response_types(),
+    )
+
+
+def _patch_sdk(spec: ModuleType, base_client: ModuleType, suppress_sdk_spans: bool) -> None:
+    with _lock:
+        if spec.BASE_CLIENT_MODULE in _patched:
+            return
+        provider = _provider(spec)
+        wrapt.wrap_function_wrapper(base_client, "SyncAPIClient.request", sync_wrapper(provider))
+        wrapt.wrap_function_wrapper(base_client, "AsyncAPIClient.request", async_wrapper(provider))
+        _patched[spec.BASE_CLIENT_MODULE] = base_client
+        base = getattr(base_client, "BaseClient", None)
+        tracer_property = getattr(base, "_tracer", None) if base is not None else None
+        if suppress_sdk_spans and isinstance(tracer_property, property):
+            # The SDK's own call span would carry the same token counts as ours: anything summing
+            # spans would count them twice. Ours are a superset, so the SDK's are switched off.
+            _saved_sdk_tracer[spec.BASE_CLIENT_MODULE] = tracer_property
+            base._tracer = property(lambda _self: None)
+
+
+def _unpatch_all() -> None:
+    with _lock:
+        for name, base_client in list(_patched.items()):
+            unwrap(base_client.SyncAPIClient, "request")
+            unwrap(base_client.AsyncAPIClient, "request")
+            saved = _saved_sdk_tracer.pop(name, None)
+            if saved is not None:
+                base_client.BaseClient._tracer = saved
+            del _patched[name]
+
+
+def _patch_available(suppress_sdk_spans: bool) -> None:
+    for spec in PROVIDER_MODULES:
+        if spec.MODULE in sys.modules:
+            _patch_sdk(spec, importlib.import_module(spec.BASE_CLIENT_MODULE), suppress_sdk_spans)
+        elif spec.MODULE not in _hooks_registered:
+            _hooks_registered.add(spec.MODULE)
+            wrapt.register_post_import_hook(_on_import(spec), spec.MODULE)
+
+
+def _on_import(spec: ModuleType) -> Any:
+    def hook(_module: ModuleType) -> None:
+        active = runtime.current()
+        if active is not None:
+            _patch_sdk(spec, importlib.import_module(spec.BASE_CLIENT_MODULE), active.settings.suppress_sdk_spans)
+
+    return hook
+
+
+def _instruments(meter_provider: Any) -> Instruments:
+    key = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+    instruments = _instruments_by_meter_provider.get(key)
+    if instruments is None:
+        meter = metrics.get_meter("spendfuse", __version__, meter_provider=meter_provider)
+        instruments = _instruments_by_meter_provider[key] = Instruments(meter)
+    return instruments
+
+
+def _stamp_runs(tracer_provider: Any) -> None:
+    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    add = getattr(provider, "add_span_processor", None)
+    if add is None or provider in _stamped_providers:
+        return
+    _stamped_providers.add(provider)
+    add(RunStampingProcessor())
+
+
+def _prices(settings: Settings) -> PriceBook:
+    if isinstance(settings.prices, str):
+        return PriceBook.from_file(settings.prices)
+    return PriceBook(settings.prices)
+
+
+def build_runtime(settings: Settings, tracer_provider: Any = None, meter_provider: Any = None) -> runtime.Runtime:
+    prices = _prices(settings)
+    instruments = _instruments(meter_provider)
+    store = open_store(settings.store, timeout=settings.store_timeout)
+    tracer = trace.get_tracer("spendfuse", __version__, tracer_provider=tracer_provider)
+    breaker = Breaker(settings, prices, instruments, store)
+    _stamp_runs(tracer_provider)
+    return runtime.Runtime(settings, tracer, instruments, breaker, prices)
+
+
+class SpendfuseInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Loaded by ``opentelemetry-instrument`` through the ``opentelemetry_instrumentor`` entry point."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        # Either SDK alone is enough; we patch whichever is importable, so no hard requirement.
+        return ()
+
+    def _instrument(self, **kwargs: Any) -> None:
+        tracer_provider = kwargs.pop("tracer_provider", None)
+        meter_provider = kwargs.pop("meter_provider", None)
+        settings = load_settings(kwargs)
+        _activate(build_runtime(settings, tracer_provider, meter_provider))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        _unpatch_all()
+        previous = runtime.activate(None)
+        if previous is not None:
+            previous.breaker.close()
+
+
+def _activate(new: runtime.Runtime) -> None:
+    previous = runtime.activate(new)
+    _patch_available(new.settings.suppress_sdk_spans)
+    # Calls in flight keep a reference to the old runtime and its store; it closes with them.
+    del previous
+
+
+def instrument(*, tracer_provider: Any = None, meter_provider: Any = None, **settings: Any) -> None:
+    """Patch both SDKs and apply ``settings`` (over the SPENDFUSE_* environment and TOML file).
+
+    Idempotent: calling it again re-applies the configuration without patching twice.
+    """
+    instrumentor = SpendfuseInstrumentor()
+    with _lock:
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **settings)
+            return
+        _activate(build_runtime(load_settings(settings), tracer_provider, meter_provider))
+
+
+def uninstrument() -> None:
+    """Restore every patched method; runs keep working, calls are no longer traced or budgeted."""
+    instrumentor = SpendfuseInstrumentor()
+    with _lock:
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+        else:
+            _unpatch_all()
+            runtime.activate(None)

@@ -1,0 +1,226 @@
+"""OpenAI: Chat Completions and Responses, read from requests, responses and stream events.
+
+``chat.completions.create/parse/stream``, ``responses.create/parse/stream``, raw and streaming
+response wrappers, and the Azure client (same base class) all reach
+``SyncAPIClient.request`` / ``AsyncAPIClient.request``; the ``*.stream`` helpers call ``create``
+internally, which the re-entry guard in ``wrappers`` makes one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from spendfuse.budgets.usage import openai_chat_usage, openai_responses_usage
+from spendfuse.instrumentation.records import RequestInfo, ResponseInfo, get, tool_signature
+from spendfuse.telemetry import names
+
+PROVIDER = names.PROVIDER_OPENAI
+MODULE = "openai"
+BASE_CLIENT_MODULE = "openai._base_client"
+
+
+def route(url: str) -> str | None:
+    path = url.split("?", 1)[0].rstrip("/")
+    if path.endswith("/chat/completions"):
+        return "chat"
+    if path.endswith("/responses"):
+        return "responses"
+    return None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _number(value: Any) -> float | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def extract_chat_params(
+    *,
+    model: str | None = None,
+    max_completion_tokens: int | None = None,
+    max_tokens: int | None = None,
+    stream: bool | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    n: int | None = None,
+    **_kwargs: Any,
+) -> RequestInfo:
+    limit, key = _int(max_completion_tokens), "max_completion_tokens"
+    if limit is None and _int(max_tokens) is not None:
+        limit, key = _int(max_tokens), "max_tokens"
+    return RequestInfo(
+        model=str(model or "unknown"),
+        max_tokens=limit,
+        stream=bool(stream),
+        temperature=_number(temperature),
+        top_p=_number(top_p),
+        max_tokens_key=key,
+        choices=_int(n) or 1,
+    )
+
+
+def extract_responses_params(
+    *,
+    model: str | None = None,
+    max_output_tokens: int | None = None,
+    stream: bool | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    **_kwargs: Any,
+) -> RequestInfo:
+    return RequestInfo(
+        model=str(model or "unknown"),
+        max_tokens=_int(max_output_tokens),
+        stream=bool(stream),
+        temperature=_number(temperature),
+        top_p=_number(top_p),
+        max_tokens_key="max_output_tokens",
+    )
+
+
+def extract_request(api: str, body: Mapping[str, Any]) -> RequestInfo:
+    if api == "chat":
+        return extract_chat_params(**body)
+    return extract_responses_params(**body)
+
+
+def _chat_response(completion: Any) -> ResponseInfo:
+    info = ResponseInfo(
+        response_id=get(completion, "id"),
+        response_model=get(completion, "model"),
+        usage=openai_chat_usage(get(completion, "usage")),
+    )
+    for choice in get(completion, "choices") or ():
+        reason = get(choice, "finish_reason")
+        if reason:
+            info.finish_reasons.append(str(reason))
+        for call in get(get(choice, "message"), "tool_calls") or ():
+            function = get(call, "function")
+            if function is not None:
+                info.tool_calls.append(tool_signature(get(function, "name"), get(function, "arguments")))
+    return info
+
+
+def _responses_response(response: Any) -> ResponseInfo:
+    info = ResponseInfo(
+        response_id=get(response, "id"),
+        response_model=get(response, "model"),
+        usage=openai_responses_usage(get(response, "usage")),
+    )
+    incomplete = get(get(response, "incomplete_details"), "reason")
+    status = get(response, "status")
+    if incomplete or status:
+        info.finish_reasons.append(str(incomplete or status))
+    for item in get(response, "output") or ():
+        if get(item, "type") == "function_call":
+            info.tool_calls.append(tool_signature(get(item, "name"), get(item, "arguments")))
+    return info
+
+
+def extract_response(api: str, result: Any) -> ResponseInfo:
+    return _chat_response(result) if api == "chat" else _responses_response(result)
+
+
+class StreamState:
+    """Reads chat chunks or Responses events; only cheap attribute checks per item."""
+
+    __slots__ = ("_api", "_tools", "info")
+
+    def __init__(self, api: str, capture: bool) -> None:
+        self._api = api
+        self.info = ResponseInfo(output_text=[] if capture else None)
+        self._tools: dict[int, list[str]] = {}
+
+    def observe(self, item: Any) -> None:
+        if self._api == "chat":
+            self._observe_chunk(item)
+        else:
+            self._observe_event(item)
+
+    def _observe_chunk(self, chunk: Any) -> None:
+        info = self.info
+        info.output_chunks += 1
+        choices = get(chunk, "choices")
+        if choices:
+            choice = choices[0]
+            delta = get(choice, "delta")
+            text = get(delta, "content")
+            if text:
+                info.output_chars += len(text)
+                if info.output_text is not None:
+                    info.output_text.append(text)
+            calls = get(delta, "tool_calls")
+            if calls:
+                self._observe_tool_deltas(calls)
+            reason = get(choice, "finish_reason")
+            if reason:
+                info.finish_reasons.append(str(reason))
+        if info.response_id is None:
+            info.response_id = get(chunk, "id")
+            info.response_model = get(chunk, "model")
+        usage = get(chunk, "usage")
+        if usage is not None:
+            info.usage = openai_chat_usage(usage)
+
+    def _observe_tool_deltas(self, calls: Any) -> None:
+        for call in calls:
+            index = get(call, "index") or 0
+            function = get(call, "function")
+            parts = self._tools.get(index)
+            if parts is None:
+                parts = self._tools[index] = [str(get(function, "name") or ""), ""]
+            arguments = get(function, "arguments")
+            if arguments:
+                parts[1] += arguments
+                self.info.output_chars += len(arguments)
+
+    def _observe_event(self, event: Any) -> None:
+        kind = get(event, "type")
+        info = self.info
+        if kind == "response.output_text.delta":
+            text = get(event, "delta")
+            info.output_chunks += 1
+            if text:
+                info.output_chars += len(text)
+                if info.output_text is not None:
+                    info.output_text.append(text)
+        elif kind == "response.function_call_arguments.delta":
+            text = get(event, "delta")
+            if text:
+                info.output_chars += len(text)
+        elif kind == "response.output_item.done":
+            item = get(event, "item")
+            if get(item, "type") == "function_call":
+                info.tool_calls.append(tool_signature(get(item, "name"), get(item, "arguments")))
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            final = _responses_response(get(event, "response"))
+            info.usage = final.usage
+            info.finish_reasons = final.finish_reasons
+            info.response_id = final.response_id or info.response_id
+            info.response_model = final.response_model or info.response_model
+        elif kind == "response.created":
+            response = get(event, "response")
+            info.response_id = get(response, "id")
+            info.response_model = get(response, "model")
+
+    def result(self) -> ResponseInfo:
+        for name, arguments in self._tools.values():
+            self.info.tool_calls.append(tool_signature(name, arguments or "{}"))
+        self._tools = {}
+        return self.info
+
+
+def stream_types() -> tuple[type, ...]:
+    import openai
+
+    return (openai.Stream, openai.AsyncStream)
+
+
+def raw_response_types() -> tuple[type, ...]:
+    from openai._legacy_response import LegacyAPIResponse
+    from openai._response import BaseAPIResponse
+
+    return (BaseAPIResponse, LegacyAPIResponse)

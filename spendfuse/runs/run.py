@@ -1,0 +1,280 @@
+"""``spendfuse.run``: one agent task, one trace, one budget.
+
+A run is a context manager (sync and async) and a decorator. It starts an ``invoke_agent {name}``
+span (a new trace for a top-level run, linked to whatever span was current; a child span for a
+nested run), makes itself the current run for the calling context, and at exit stamps what it
+spent and how it ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+
+from spendfuse import runtime
+from spendfuse.budgets.budget import Budget
+from spendfuse.errors import BudgetExceeded
+from spendfuse.runs.balance import MICROS, Balance, Remaining, Spent
+from spendfuse.telemetry import names
+
+log = logging.getLogger("spendfuse")
+
+_CURRENT: ContextVar[Run | None] = ContextVar("spendfuse_run", default=None)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def current_run() -> Run | None:
+    """The run of the calling context, or None."""
+    return _CURRENT.get()
+
+
+class Run:
+    """A live run. Created by ``spendfuse.run``; read ``spent``, ``remaining``, ``link``."""
+
+    def __init__(
+        self,
+        run_id: str,
+        *,
+        user_id: str | None,
+        name: str,
+        budget: Budget | None,
+        parent: Run | None,
+    ) -> None:
+        self.run_id = run_id
+        self.user_id = user_id
+        self.name = name
+        self.budget = budget
+        self.parent = parent
+        self.balance = Balance()
+        self.started = time.monotonic()
+        self.started_at = time.time()
+        self.trace_id = ""
+        self.span: Span | None = None
+        self.outcome: str | None = None
+        self.tripped: BudgetExceeded | None = None
+        # Tool-call signature -> how often the model requested it (the repeats limit).
+        self.tool_requests: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.memo: Any = None  # the estimator's PrefixMemo, created on first use
+        self.chain: tuple[Run, ...] = (self,) if parent is None else (self, *parent.chain)
+
+    @property
+    def spent(self) -> Spent:
+        return Spent.of(self.balance)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def remaining(self) -> Remaining:
+        budget = self.budget or Budget()
+        spent = self.spent
+        return Remaining(
+            usd=None if budget.usd_micros is None else max(0, budget.usd_micros - spent.usd_micros) / MICROS,
+            turns=None if budget.turns is None else max(0, budget.turns - spent.turns),
+            tokens=None if budget.tokens is None else max(0, budget.tokens - spent.tokens),
+            seconds=None if budget.seconds is None else max(0.0, budget.seconds - self.elapsed),
+        )
+
+    @property
+    def link(self) -> str | None:
+        """The Grafana run view of this run, when ``SPENDFUSE_GRAFANA_URL`` (or grafana_url) is set."""
+        try:
+            from spendfuse.telemetry.links import run_view_url
+
+            active = runtime.current()
+            base = active.settings.grafana_url if active is not None else None
+            return run_view_url(self.run_id, base)
+        except Exception:
+            return None
+
+    def __repr__(self) -> str:
+        return f"<Run {self.run_id!r} user={self.user_id!r} spent=${self.balance.usd / MICROS:.6f}>"
+
+
+class run:
+    """Run an agent task: ``with spendfuse.run("ticket-42", user_id="alice") as r: ...``.
+
+    Also ``async with``, and ``@spendfuse.run(user_id=...)`` on sync or async functions (each call
+    is a new run; without an explicit ``run_id`` each gets a fresh one).
+    """
+
+    def __init__(
+        self,
+        run_id: str | None = None,
+        *,
+        user_id: str | None = None,
+        name: str | None = None,
+        budget: Budget | None = None,
+    ) -> None:
+        if run_id is not None and not isinstance(run_id, str):
+            run_id = str(run_id)
+        if user_id is not None and not isinstance(user_id, str):
+            user_id = str(user_id)
+        if budget is not None and not isinstance(budget, Budget):
+            budget = Budget.from_mapping(budget, source="run(budget=...)")
+        self._run_id = run_id
+        self._user_id = user_id
+        self._name = name
+        self._budget = budget
+        self._stack: list[tuple[Run, Token[Run | None], object]] = []
+
+    # -- context manager -------------------------------------------------------------------
+
+    def __enter__(self) -> Run:
+        return self._start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._finish(exc)
+
+    async def __aenter__(self) -> Run:
+        return self._start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._finish(exc)
+
+    # -- decorator -------------------------------------------------------------------------
+
+    def __call__(self, fn: F) -> F:
+        def fresh() -> run:
+            return run(self._run_id, user_id=self._user_id, name=self._name or fn.__name__, budget=self._budget)
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                async with fresh():
+                    return await fn(*args, **kwargs)
+
+            return cast(F, async_wrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with fresh():
+                return fn(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _start(self) -> Run:
+        parent = _CURRENT.get()
+        active = runtime.current()
+        budget = self._budget
+        if budget is None and active is not None and parent is None:
+            budget = active.settings.run_budget
+        user_id = self._user_id if self._user_id is not None else (parent.user_id if parent else None)
+        name = self._name or "agent"
+        the_run = Run(
+            self._run_id or uuid.uuid4().hex,
+            user_id=user_id,
+            name=name,
+            budget=budget,
+            parent=parent,
+        )
+        attributes: dict[str, Any] = {
+            names.GEN_AI_OPERATION_NAME: names.OPERATION_INVOKE_AGENT,
+            names.GEN_AI_AGENT_NAME: name,
+            names.RUN_ID: the_run.run_id,
+            names.RUN_NAME: name,
+        }
+        if user_id is not None:
+            attributes[names.USER_ID] = user_id
+        if parent is not None:
+            attributes[names.PARENT_RUN_ID] = parent.run_id
+        try:
+            tracer = runtime.tracer()
+            if parent is None:
+                # One trace per run: a top-level run starts a new trace, linked to the caller's span.
+                outer = trace.get_current_span().get_span_context()
+                links = [Link(outer)] if outer.is_valid else None
+                span = tracer.start_span(
+                    f"{names.OPERATION_INVOKE_AGENT} {name}",
+                    context=otel_context.Context(),
+                    kind=SpanKind.INTERNAL,
+                    attributes=attributes,
+                    links=links,
+                )
+            else:
+                span = tracer.start_span(
+                    f"{names.OPERATION_INVOKE_AGENT} {name}", kind=SpanKind.INTERNAL, attributes=attributes
+                )
+            the_run.span = span
+            span_context = span.get_span_context()
+            if span_context.is_valid:
+                the_run.trace_id = format(span_context.trace_id, "032x")
+            otel_token: object = otel_context.attach(trace.set_span_in_context(span))
+        except Exception:
+            log.debug("spendfuse: could not start the run span", exc_info=True)
+            otel_token = None
+        token = _CURRENT.set(the_run)
+        self._stack.append((the_run, token, otel_token))
+        return the_run
+
+    def _finish(self, exc: BaseException | None) -> None:
+        the_run, token, otel_token = self._stack.pop()
+        try:
+            _CURRENT.reset(token)
+        except ValueError:  # exited in another context (a generator finalized elsewhere)
+            _CURRENT.set(the_run.parent)
+        if the_run.tripped is not None or isinstance(exc, BudgetExceeded):
+            outcome = names.OUTCOME_TRIPPED
+        elif exc is not None and not isinstance(exc, GeneratorExit):
+            outcome = names.OUTCOME_ERROR
+        else:
+            outcome = names.OUTCOME_COMPLETED
+        the_run.outcome = outcome
+        try:
+            _end_run_span(the_run, outcome, exc)
+        except Exception:
+            log.debug("spendfuse: could not end the run span", exc_info=True)
+        if otel_token is not None:
+            with contextlib.suppress(Exception):
+                otel_context.detach(otel_token)  # type: ignore[arg-type]
+        active = runtime.current()
+        if active is not None:
+            try:
+                active.instruments.runs.add(1, {names.METRIC_ATTR_OUTCOME: outcome})
+            except Exception:
+                log.debug("spendfuse: could not count the run", exc_info=True)
+
+
+def _end_run_span(the_run: Run, outcome: str, exc: BaseException | None) -> None:
+    span = the_run.span
+    if span is None:
+        return
+    spent = the_run.spent
+    span.set_attribute(names.SPENT_USD, spent.usd)
+    span.set_attribute(names.SPENT_TURNS, spent.turns)
+    span.set_attribute(names.SPENT_TOKENS, spent.tokens)
+    span.set_attribute(names.OUTCOME, outcome)
+    if the_run.budget is not None and the_run.budget.usd is not None:
+        span.set_attribute("spendfuse.budget.usd", the_run.budget.usd)
+    if outcome == names.OUTCOME_ERROR and exc is not None:
+        span.set_attribute(names.ERROR_TYPE, type(exc).__qualname__)
+        span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+    elif outcome == names.OUTCOME_TRIPPED:
+        tripped = the_run.tripped or exc
+        span.set_status(Status(StatusCode.ERROR, "budget breaker tripped"))
+        if tripped is not None:
+            span.set_attribute(names.ERROR_TYPE, type(tripped).__qualname__)
+    span.end()
