@@ -28,4 +28,13 @@ VENV="${SPENDFUSE_TEST_VENV:-.venv}"
 PYTHON="$PYTHON" bash tests/stack/install-tools.sh
 # In CI a missing tool is a failure, never a skip.
 if [ -n "${CI:-}" ]; then export SPENDFUSE_STACK_STRICT=1; fi
-exec "$VENV/bin/python" -m pytest "$@"
+"$VENV/bin/python" -m pytest "$@"
+
+# SDK matrix: the newest releases ran above; now the oldest supported ones (pyproject floors).
+OLDEST="${SPENDFUSE_OLDEST_VENV:-.venv-oldest-sdks}"
+[ -x "$OLDEST/bin/python" ] || "$PYTHON" -m venv "$OLDEST"
+"$OLDEST/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]" \
+  "anthropic==$(sed -n 's/.*"anthropic>=\([0-9.]*\)".*/\1/p' pyproject.toml)" \
+  "openai==$(sed -n 's/.*"openai>=\([0-9.]*\)".*/\1/p' pyproject.toml)"
+echo "oldest supported SDKs: $("$OLDEST/bin/python" -c 'import anthropic, openai; print("anthropic", anthropic.__version__, "openai", openai.__version__)')"
+"$OLDEST/bin/python" -m pytest tests/core tests/testing "$@"

@@ -55,6 +55,8 @@ class CallRequest:
     max_tokens: int | None
     cache_write: bool = False
     cache_write_1h: bool = False
+    service_tier: str | None = None
+    speed: str | None = None
 
 
 @dataclass(slots=True)
@@ -147,7 +149,9 @@ class Breaker:
         now = time.time()
         chain: tuple[Run, ...] = the_run.chain if the_run is not None else ()
         user = self._user_scope(the_run, now)
-        rates = self.prices.rates(request.provider, request.model)
+        rates = self.prices.rates(
+            request.provider, request.model, service_tier=request.service_tier, speed=request.speed
+        )
         usd_limited = any(r.budget is not None and r.budget.usd is not None for r in chain) or (
             user is not None and "usd" in user.limits
         )
@@ -320,7 +324,8 @@ class Breaker:
         try:
             denial = self.store.reserve(lease_id, [request], now + self.settings.lease_seconds, now)
         except Exception as exc:
-            return self._store_failed(admission, exc)
+            self._store_failed(admission, exc)
+            return None
         self._note_gauge_user(user)
         if denial is not None:
             return _Denied(

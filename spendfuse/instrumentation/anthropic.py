@@ -60,6 +60,7 @@ def extract_params(
     tools: Any = None,
     messages: Any = None,
     cache_control: Any = None,
+    speed: Any = None,
     **_kwargs: Any,
 ) -> RequestInfo:
     cache, one_hour = _has_cache_control(system, tools, messages)
@@ -75,6 +76,7 @@ def extract_params(
         max_tokens_key="max_tokens",
         cache_write=cache,
         cache_write_1h=one_hour,
+        speed=speed if isinstance(speed, str) else None,
     )
 
 
@@ -174,4 +176,8 @@ def stream_types() -> tuple[type, ...]:
 def raw_response_types() -> tuple[type, ...]:
     from anthropic._response import BaseAPIResponse
 
-    return (BaseAPIResponse,)
+    try:  # releases before 1.0 answer with_raw_response with the legacy class
+        from anthropic._legacy_response import LegacyAPIResponse
+    except ImportError:
+        return (BaseAPIResponse,)
+    return (BaseAPIResponse, LegacyAPIResponse)

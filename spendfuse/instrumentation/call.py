@@ -22,6 +22,7 @@ from spendfuse.budgets.breaker import Admission, CallRequest
 from spendfuse.budgets.usage import TokenUsage
 from spendfuse.errors import BudgetExceeded, BudgetStoreUnavailable, UnpricedModelError
 from spendfuse.instrumentation.records import RequestInfo, ResponseInfo, get
+from spendfuse.instrumentation.streams import watch_raw_response, watch_stream
 from spendfuse.runs.run import Run, current_run
 from spendfuse.runtime import Runtime
 from spendfuse.telemetry import names
@@ -72,7 +73,7 @@ def begin(runtime: Runtime, provider: Provider, instance: Any, args: tuple[Any, 
           ) -> ModelCall | None:
     """Start tracing and budgeting one call, or None when it is not a model call we handle."""
     try:
-        options = args[1] if len(args) > 1 else kwargs.get("options")
+        options: Any = args[1] if len(args) > 1 else kwargs["options"]
         api = provider.route(options.url)
         if api is None:
             return None
@@ -97,6 +98,8 @@ def begin(runtime: Runtime, provider: Provider, instance: Any, args: tuple[Any, 
             max_tokens=max_tokens,
             cache_write=request.cache_write,
             cache_write_1h=request.cache_write_1h,
+            service_tier=request.service_tier,
+            speed=request.speed,
         )
         admission = runtime.breaker.admit(call_request, the_run, span)
     except DELIBERATE as error:
@@ -229,9 +232,7 @@ class ModelCall:
         """Return what the SDK returned, or a proxy of it that settles when it is consumed."""
         try:
             if isinstance(result, self.provider.stream_types):
-                from spendfuse.instrumentation.streams import wrap_stream
-
-                return wrap_stream(result, self)
+                return watch_stream(result, self)
             if isinstance(result, self.provider.raw_response_types):
                 return self._raw(result)
             info = self.provider.extract_response(self.api, result)
@@ -255,9 +256,7 @@ class ModelCall:
                 return response
             self.finish(info)
             return response
-        from spendfuse.instrumentation.streams import wrap_raw_response
-
-        return wrap_raw_response(response, self)
+        return watch_raw_response(response, self)
 
     def on_parsed(self, parsed: Any) -> Any:
         """A raw response's ``parse()`` result: a stream to proxy or a final object."""
@@ -303,8 +302,9 @@ class ModelCall:
                 ) -> None:
         runtime, span, admission = self.runtime, self.span, self.admission
         usage, estimated = self._usage(info, complete, reason)
+        request = self.request
         rates = admission.rates if admission is not None else runtime.prices.rates(
-            self.provider.name, self.request.model
+            self.provider.name, request.model, service_tier=request.service_tier, speed=request.speed
         )
         cost: int | None
         if usage is None:

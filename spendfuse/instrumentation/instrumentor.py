@@ -64,8 +64,8 @@ def _patch_sdk(spec: ModuleType, base_client: ModuleType, suppress_sdk_spans: bo
         wrapt.wrap_function_wrapper(base_client, "SyncAPIClient.request", sync_wrapper(provider))
         wrapt.wrap_function_wrapper(base_client, "AsyncAPIClient.request", async_wrapper(provider))
         _patched[spec.BASE_CLIENT_MODULE] = base_client
-        base = getattr(base_client, "BaseClient", None)
-        tracer_property = getattr(base, "_tracer", None) if base is not None else None
+        base: Any = getattr(base_client, "BaseClient", None)
+        tracer_property = getattr(base, "_tracer", None)
         if suppress_sdk_spans and isinstance(tracer_property, property):
             # The SDK's own call span would carry the same token counts as ours: anything summing
             # spans would count them twice. Ours are a superset, so the SDK's are switched off.

@@ -46,6 +46,7 @@ def extract_chat_params(
     temperature: float | None = None,
     top_p: float | None = None,
     n: int | None = None,
+    service_tier: Any = None,
     **_kwargs: Any,
 ) -> RequestInfo:
     limit, key = _int(max_completion_tokens), "max_completion_tokens"
@@ -59,6 +60,7 @@ def extract_chat_params(
         top_p=_number(top_p),
         max_tokens_key=key,
         choices=_int(n) or 1,
+        service_tier=service_tier if isinstance(service_tier, str) else None,
     )
 
 
@@ -69,6 +71,7 @@ def extract_responses_params(
     stream: bool | None = None,
     temperature: float | None = None,
     top_p: float | None = None,
+    service_tier: Any = None,
     **_kwargs: Any,
 ) -> RequestInfo:
     return RequestInfo(
@@ -78,6 +81,7 @@ def extract_responses_params(
         temperature=_number(temperature),
         top_p=_number(top_p),
         max_tokens_key="max_output_tokens",
+        service_tier=service_tier if isinstance(service_tier, str) else None,
     )
 
 

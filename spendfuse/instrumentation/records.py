@@ -41,6 +41,8 @@ class RequestInfo:
     cache_write: bool = False
     cache_write_1h: bool = False
     choices: int = 1
+    service_tier: str | None = None  # OpenAI price variant ("priority", "flex")
+    speed: str | None = None  # Anthropic price variant ("fast")
 
 
 @dataclass(slots=True)

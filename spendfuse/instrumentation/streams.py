@@ -1,19 +1,22 @@
-"""Stream and raw-response proxies that settle a call exactly once, however it ends.
+"""Watch streams and raw responses in place, settling their call exactly once however they end.
 
-The proxies are ``wrapt.ObjectProxy`` subclasses, so ``isinstance(proxy, openai.Stream)`` holds and
-every attribute the caller or an SDK helper (``MessageStream``, ``ChatCompletionStream``) touches
-reaches the real object. A stream ends by exhaustion, error, ``close()``, ``__exit__`` /
-``__aexit__``, or garbage collection (an early ``break`` or an abandoned stream); each path calls
-the same idempotent ``_self_end``.
+The SDK's own object is returned, untouched in type and identity: we swap the stream's iterator
+for a generator that observes each item, and give the instance a ``close`` that also settles. A
+proxy object would be simpler, but ``isinstance(proxy, anthropic.Stream)`` is False on anthropic
+releases whose ``Stream`` metaclass overrides ``__instancecheck__`` (0.x), and the promise is that
+``isinstance`` always holds.
+
+A stream ends by exhaustion, error, ``close()`` (also through ``__exit__`` / ``__aexit__``), or by
+being dropped (an early ``break``): the generator is closed, or a ``weakref.finalize`` on the
+stream fires. Every path calls the same idempotent ``Ending.end``.
 """
 
 from __future__ import annotations
 
-import contextlib
-from types import TracebackType
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
-
-import wrapt
 
 from spendfuse._log import log_internal_error
 
@@ -21,194 +24,177 @@ if TYPE_CHECKING:
     from spendfuse.instrumentation.call import ModelCall
 
 
-class _StreamBase(wrapt.ObjectProxy):  # type: ignore[misc]
-    def __init__(self, wrapped: Any, call: ModelCall) -> None:
-        super().__init__(wrapped)
-        self._self_call = call
-        self._self_state = call.provider.stream_state(call.api, call.runtime.settings.capture_content)
-        self._self_seen = False
-        self._self_ended = False
+class Ending:
+    """The observed state of one stream and its single settlement."""
 
-    def _self_observe(self, item: Any) -> None:
+    __slots__ = ("__weakref__", "_call", "_ended", "_seen", "_state")
+
+    def __init__(self, call: ModelCall) -> None:
+        self._call = call
+        self._state = call.provider.stream_state(call.api, call.runtime.settings.capture_content)
+        self._seen = False
+        self._ended = False
+
+    def observe(self, item: Any) -> None:
         try:
-            if not self._self_seen:
-                self._self_seen = True
-                self._self_call.first_chunk()
-            self._self_state.observe(item)
+            if not self._seen:
+                self._seen = True
+                self._call.first_chunk()
+            self._state.observe(item)
         except Exception:
             log_internal_error("reading a stream event")
 
-    def _self_end(self, reason: str, error: BaseException | None = None) -> None:
-        if self._self_ended:
+    def end(self, reason: str, error: BaseException | None = None) -> None:
+        if self._ended:
             return
-        self._self_ended = True
+        self._ended = True
         try:
-            info = self._self_state.result()
+            info = self._state.result()
         except Exception:
             log_internal_error("reading a stream's result")
             info = None
-        self._self_call.finish(info, complete=reason == "complete", error=error, reason=reason)
-
-    def __del__(self) -> None:
-        # An abandoned stream (early break, dropped reference) is charged for what it received.
-        with contextlib.suppress(Exception):
-            self._self_end("abandoned")
-
-    def __copy__(self) -> Any:
-        raise TypeError("a spendfuse stream proxy cannot be copied")
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        raise TypeError("a spendfuse stream proxy cannot be pickled")
+        self._call.finish(info, complete=reason == "complete", error=error, reason=reason)
 
 
-class StreamProxy(_StreamBase):
-    def __iter__(self) -> StreamProxy:
-        return self
+def _watch(source: Iterator[Any], ending: Ending) -> Iterator[Any]:
+    try:
+        for item in source:
+            ending.observe(item)
+            yield item
+    except GeneratorExit:
+        ending.end("abandoned")  # dropped before the end: charged for what it received
+        raise
+    except BaseException as error:
+        ending.end("error", error)
+        raise
+    ending.end("complete")
 
-    def __next__(self) -> Any:
+
+async def _awatch(source: AsyncIterator[Any], ending: Ending) -> AsyncIterator[Any]:
+    try:
+        async for item in source:
+            ending.observe(item)
+            yield item
+    except GeneratorExit:
+        ending.end("abandoned")
+        raise
+    except BaseException as error:
+        ending.end("cancelled" if isinstance(error, asyncio.CancelledError) else "error", error)
+        raise
+    ending.end("complete")
+
+
+def _closing(owner: Any, ending: Ending) -> Callable[[], Any]:
+    # The class's function and a weak reference: a bound method stored on the instance would make
+    # a reference cycle and delay the "dropped" settlement until the cyclic garbage collector runs.
+    close, ref = type(owner).close, weakref.ref(owner)
+
+    def closed() -> Any:
         try:
-            item = self.__wrapped__.__next__()
-        except StopIteration:
-            self._self_end("complete")
-            raise
-        except BaseException as error:
-            self._self_end("error", error)
-            raise
-        self._self_observe(item)
-        return item
-
-    def __enter__(self) -> StreamProxy:
-        self.__wrapped__.__enter__()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> Any:
-        try:
-            return self.__wrapped__.__exit__(exc_type, exc, tb)
+            target = ref()
+            return None if target is None else close(target)
         finally:
-            self._self_end("closed")
+            ending.end("closed")
 
-    def close(self) -> None:
+    return closed
+
+
+def _aclosing(owner: Any, ending: Ending) -> Callable[[], Any]:
+    close, ref = type(owner).close, weakref.ref(owner)
+
+    async def closed() -> Any:
         try:
-            self.__wrapped__.close()
+            target = ref()
+            return None if target is None else await close(target)
         finally:
-            self._self_end("closed")
+            ending.end("closed")
+
+    return closed
 
 
-class AsyncStreamProxy(_StreamBase):
-    def __aiter__(self) -> AsyncStreamProxy:
-        return self
-
-    async def __anext__(self) -> Any:
-        try:
-            item = await self.__wrapped__.__anext__()
-        except StopAsyncIteration:
-            self._self_end("complete")
-            raise
-        except BaseException as error:
-            self._self_end("cancelled" if _is_cancel(error) else "error", error)
-            raise
-        self._self_observe(item)
-        return item
-
-    async def __aenter__(self) -> AsyncStreamProxy:
-        await self.__wrapped__.__aenter__()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> Any:
-        try:
-            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
-        finally:
-            self._self_end("closed")
-
-    async def close(self) -> None:
-        try:
-            await self.__wrapped__.close()
-        finally:
-            self._self_end("closed")
+def watch_stream(stream: Any, call: ModelCall) -> Any:
+    """Instrument ``stream`` in place and return it; on failure, settle now and return it as is."""
+    ending = Ending(call)
+    try:
+        source = stream._iterator  # the SDK's generator (a cached property on newer releases)
+        if hasattr(source, "__anext__"):
+            stream._iterator = _awatch(source, ending)
+            stream.close = _aclosing(stream, ending)
+        else:
+            stream._iterator = _watch(source, ending)
+            stream.close = _closing(stream, ending)
+        weakref.finalize(stream, ending.end, "abandoned")
+    except Exception:
+        log_internal_error("watching a stream")
+        ending.end("unreadable")
+    return stream
 
 
-def _is_cancel(error: BaseException) -> bool:
-    import asyncio
-
-    return isinstance(error, asyncio.CancelledError)
-
-
-class _RawBase(wrapt.ObjectProxy):  # type: ignore[misc]
+class _RawWatch:
     """A raw response whose body is not read yet: usage arrives through ``parse()``."""
 
-    def __init__(self, wrapped: Any, call: ModelCall) -> None:
-        super().__init__(wrapped)
-        self._self_call = call
-        self._self_parsed: Any = None
+    __slots__ = ("__weakref__", "call", "parsed")
 
-    def _self_adopt(self, parsed: Any) -> Any:
-        if self._self_parsed is None:
-            self._self_parsed = self._self_call.on_parsed(parsed)
-        return self._self_parsed
+    def __init__(self, call: ModelCall) -> None:
+        self.call = call
+        self.parsed: Any = None
 
-    def _self_unparsed_end(self) -> None:
-        if self._self_parsed is not None:
+    def adopt(self, parsed: Any) -> Any:
+        if self.parsed is None:
+            self.parsed = self.call.on_parsed(parsed)
+        return self.parsed
+
+    def unparsed_end(self, response: Any = None) -> None:
+        if self.parsed is not None:
             return
+        call = self.call
         try:
-            content = getattr(self.__wrapped__.http_response, "_content", None)
-            if content is not None and not self._self_call.stream:
+            content = getattr(getattr(response, "http_response", None), "_content", None)
+            if content is not None and not call.stream:
                 import json
 
-                info = self._self_call.provider.extract_response(self._self_call.api, json.loads(content))
-                self._self_call.finish(info)
+                call.finish(call.provider.extract_response(call.api, json.loads(content)))
                 return
         except Exception:
             log_internal_error("reading a raw response body")
-        # Read by the caller in a way we cannot see (iter_lines, iter_bytes): the provider billed
-        # something we never learn, so charge the reserved worst case rather than nothing.
-        self._self_call.finish(None, complete=False, reason="unreadable")
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self._self_unparsed_end()
+        # Read in a way we cannot see (iter_lines, iter_bytes): the provider billed something we
+        # never learn, so the reserved worst case is charged rather than nothing.
+        call.finish(None, complete=False, reason="unreadable")
 
 
-class RawResponseProxy(_RawBase):
-    def parse(self, *args: Any, **kwargs: Any) -> Any:
-        parsed = self.__wrapped__.parse(*args, **kwargs)
-        if args or kwargs:  # parse(to=...) into the caller's type: settle from it all the same
-            return self._self_adopt(parsed) if self._self_parsed is None else parsed
-        return self._self_adopt(parsed)
+def watch_raw_response(response: Any, call: ModelCall) -> Any:
+    """Instrument a ``with_streaming_response`` / streamed raw response in place."""
+    watch = _RawWatch(call)
+    try:
+        parse, close, ref = type(response).parse, type(response).close, weakref.ref(response)
+        if asyncio.iscoroutinefunction(parse):
 
-    def close(self) -> None:
-        try:
-            self.__wrapped__.close()
-        finally:
-            self._self_unparsed_end()
+            async def aparse(*args: Any, **kwargs: Any) -> Any:
+                return watch.adopt(await parse(ref(), *args, **kwargs))
 
+            async def aclose() -> Any:
+                target = ref()
+                try:
+                    return await close(target)
+                finally:
+                    watch.unparsed_end(target)
 
-class AsyncRawResponseProxy(_RawBase):
-    async def parse(self, *args: Any, **kwargs: Any) -> Any:
-        parsed = await self.__wrapped__.parse(*args, **kwargs)
-        if args or kwargs:
-            return self._self_adopt(parsed) if self._self_parsed is None else parsed
-        return self._self_adopt(parsed)
+            response.parse, response.close = aparse, aclose
+        else:
 
-    async def close(self) -> None:
-        try:
-            await self.__wrapped__.close()
-        finally:
-            self._self_unparsed_end()
+            def sparse(*args: Any, **kwargs: Any) -> Any:
+                return watch.adopt(parse(ref(), *args, **kwargs))
 
+            def sclose() -> Any:
+                target = ref()
+                try:
+                    return close(target)
+                finally:
+                    watch.unparsed_end(target)
 
-def wrap_stream(stream: Any, call: ModelCall) -> Any:
-    if hasattr(stream, "__anext__"):
-        return AsyncStreamProxy(stream, call)
-    return StreamProxy(stream, call)
-
-
-def wrap_raw_response(response: Any, call: ModelCall) -> Any:
-    import inspect
-
-    if inspect.iscoroutinefunction(getattr(type(response), "parse", None)):
-        return AsyncRawResponseProxy(response, call)
-    return RawResponseProxy(response, call)
+            response.parse, response.close = sparse, sclose
+        weakref.finalize(response, watch.unparsed_end)
+    except Exception:
+        log_internal_error("watching a raw response")
+        watch.unparsed_end(response)
+    return response

@@ -37,6 +37,16 @@ def _openai_kwargs(kwargs: dict[str, Any], base_url: str) -> dict[str, Any]:
     return kwargs
 
 
+def uses_httpx2(sdk_name: str) -> bool:
+    """Whether the installed SDK is built on httpx2 (newer releases) or the original httpx."""
+    import importlib
+
+    sdk = importlib.import_module(sdk_name)
+    return type(sdk.DefaultHttpxClient).__module__.startswith("httpx2") or any(
+        base.__module__.startswith("httpx2") for base in getattr(sdk.DefaultHttpxClient, "__mro__", ())
+    )
+
+
 def _with_transport(kwargs: dict[str, Any], transport: Any, sdk: Any, *, asynchronous: bool) -> dict[str, Any]:
     if "http_client" in kwargs:
         return kwargs

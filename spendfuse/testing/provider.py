@@ -120,17 +120,21 @@ class FakeProvider:
         an ``httpx.MockTransport`` for ``httpx.Client`` and ``httpx.AsyncClient``."""
         return transport.legacy_httpx_transport(self)
 
+    def _transport_for(self, sdk_name: str) -> Any:
+        # SDK releases before the switch to httpx2 take an httpx transport instead.
+        return self.transport() if clients.uses_httpx2(sdk_name) else self.httpx_transport()
+
     def anthropic_client(self, **kwargs: Any) -> anthropic.Anthropic:
-        return clients.anthropic_client(transport=self.transport(), **kwargs)
+        return clients.anthropic_client(transport=self._transport_for("anthropic"), **kwargs)
 
     def async_anthropic_client(self, **kwargs: Any) -> anthropic.AsyncAnthropic:
-        return clients.async_anthropic_client(transport=self.async_transport(), **kwargs)
+        return clients.async_anthropic_client(transport=self._transport_for("anthropic"), **kwargs)
 
     def openai_client(self, **kwargs: Any) -> openai.OpenAI:
-        return clients.openai_client(transport=self.transport(), **kwargs)
+        return clients.openai_client(transport=self._transport_for("openai"), **kwargs)
 
     def async_openai_client(self, **kwargs: Any) -> openai.AsyncOpenAI:
-        return clients.async_openai_client(transport=self.async_transport(), **kwargs)
+        return clients.async_openai_client(transport=self._transport_for("openai"), **kwargs)
 
     # -- the router ---------------------------------------------------------------------------------
 
