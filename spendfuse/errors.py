@@ -54,6 +54,7 @@ class BudgetExceeded(SpendfuseError):
         self.run_id = run_id
         self.user_id = user_id
         self.model = model
+        self.window: str | None = None  # user scopes: the window name ("1d", "month", ...)
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         # Keyword-only constructor: make the error survive pickling (multiprocessing, Celery).

@@ -302,7 +302,12 @@ class Breaker:
                 balance.flight_tokens += tokens
         if user is None:
             return None
-        denied = self._reserve_user(admission, user, now, check=True)
+        try:
+            denied = self._reserve_user(admission, user, now, check=True)
+        except BaseException:
+            # A fail-closed store outage refuses the call: the run scopes must not keep its reservation.
+            self._unreserve_runs(admission, chain)
+            raise
         if denied is not None:
             self._unreserve_runs(admission, chain)
         return denied
@@ -326,6 +331,7 @@ class Breaker:
         except Exception as exc:
             self._store_failed(admission, exc)
             return None
+        self._outage_logged = False  # the store answered: the next outage is logged again
         self._note_gauge_user(user)
         if denial is not None:
             return _Denied(
@@ -344,13 +350,13 @@ class Breaker:
             if not self._outage_logged:
                 self._outage_logged = True
                 log.warning("spendfuse: budget store %s failed (%s); admitting calls (store_failure=open)",
-                            self.store.url, exc)
+                            stores.redacted_url(self.settings.store), exc)
             admission.fail_open = True
             return None
         self.instruments.store_errors.add(1, {names.METRIC_ATTR_REASON: reason})
         raise BudgetStoreUnavailable(
-            f"budget store {self.settings.store!r} did not answer ({exc}); refusing the call because "
-            "store_failure='closed' (set SPENDFUSE_STORE_FAILURE=open to admit calls during an outage)"
+            f"budget store {stores.redacted_url(self.settings.store)!r} did not answer ({exc}); refusing the call "
+            "because store_failure='closed' (set SPENDFUSE_STORE_FAILURE=open to admit calls during an outage)"
         ) from exc
 
     def _unreserve_runs(self, admission: Admission, chain: Iterable[Run]) -> None:
@@ -372,7 +378,11 @@ class Breaker:
                 balance.flight_turns += 1
                 balance.flight_tokens += admission.reserved_tokens
         if user is not None:
-            self._reserve_user(admission, user, now, check=False)
+            try:
+                self._reserve_user(admission, user, now, check=False)
+            except BaseException:
+                self._unreserve_runs(admission, chain)
+                raise
 
     def _clamp(
         self,
@@ -451,7 +461,12 @@ class Breaker:
 
     def _trip(self, error: BudgetExceeded, request: CallRequest, the_run: Run | None, span: Span | None) -> None:
         if the_run is not None:
-            the_run.tripped = error
+            # The run whose own budget refused the call trips, and every run between it and the
+            # caller: a parent whose budget stopped a child must not end "completed".
+            for scope_run in the_run.chain:
+                scope_run.tripped = error
+                if error.scope != "run" or scope_run.run_id == error.key:
+                    break
         try:
             self.instruments.breaker_trips.add(
                 1,
@@ -636,6 +651,15 @@ class Breaker:
 
 
 def _trip_attributes(error: BudgetExceeded) -> dict[str, Any]:
+    attributes = _limit_attributes(error)
+    if error.window is not None:
+        attributes[names.BREAKER_WINDOW] = error.window
+    if error.window_resets_at is not None:
+        attributes[names.BREAKER_WINDOW_RESETS_AT] = error.window_resets_at.isoformat()
+    return attributes
+
+
+def _limit_attributes(error: BudgetExceeded) -> dict[str, Any]:
     return {
         names.BREAKER_SCOPE: error.scope,
         names.BREAKER_KEY: error.key,

@@ -134,6 +134,13 @@ class Budget:
         return f"{text} per {self.window}" if self.window else text
 
 
+def user_scope_key(user_id: str, window: str | None, window_start: int | None) -> str:
+    """The store key of a user's budget window: new keys per window, so nothing needs resetting."""
+    if window is None or window_start is None:
+        return f"user/lifetime/{user_id}"
+    return f"user/{window}/{window_start}/{user_id}"
+
+
 def window_bounds(window: str, now: float) -> tuple[int, int]:
     """Start and end (unix seconds) of the UTC-aligned window holding ``now``.
 

@@ -87,7 +87,7 @@ def budget_error(
         )
         values = (limit_value, spent, requested, in_flight)
     cls = ERROR_BY_LIMIT.get(limit, BudgetExceeded)
-    return cls(
+    error = cls(
         message,
         scope=scope,
         key=key,
@@ -101,3 +101,5 @@ def budget_error(
         user_id=user_id,
         model=model,
     )
+    error.window = window
+    return error

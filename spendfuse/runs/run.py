@@ -267,8 +267,17 @@ def _end_run_span(the_run: Run, outcome: str, exc: BaseException | None) -> None
     span.set_attribute(names.SPENT_TURNS, spent.turns)
     span.set_attribute(names.SPENT_TOKENS, spent.tokens)
     span.set_attribute(names.OUTCOME, outcome)
-    if the_run.budget is not None and the_run.budget.usd is not None:
-        span.set_attribute("spendfuse.budget.usd", the_run.budget.usd)
+    budget = the_run.budget
+    if budget is not None:
+        for attribute, value in (
+            (names.BUDGET_USD, budget.usd),
+            (names.BUDGET_TURNS, budget.turns),
+            (names.BUDGET_TOKENS, budget.tokens),
+            (names.BUDGET_SECONDS, budget.seconds),
+            (names.BUDGET_REPEATS, budget.repeats),
+        ):
+            if value is not None:
+                span.set_attribute(attribute, value)
     if outcome == names.OUTCOME_ERROR and exc is not None:
         span.set_attribute(names.ERROR_TYPE, type(exc).__qualname__)
         span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))

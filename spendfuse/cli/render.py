@@ -1,0 +1,210 @@
+"""Rich renderings of ledger data: the runs table, a run's tree, spend tables, explanations."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from spendfuse.cli import format as fmt
+from spendfuse.cli.reasons import Explanation
+from spendfuse.ledger.queries import OUTCOME_UNFINISHED, RunDetail, RunSummary, SpanNode, SpendRow
+from spendfuse.ledger.rows import KIND_CALL, KIND_RUN, KIND_TOOL, SpanRow
+
+PIPE_WIDTH = 140  # tables piped to a file or another program keep whole run ids on one line
+OUTCOME_STYLES = {
+    "completed": "green",
+    "tripped": "bold red",
+    "error": "yellow",
+    OUTCOME_UNFINISHED: "dim",
+}
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(stderr=stderr, highlight=False, width=PIPE_WIDTH)
+    return console
+
+
+def print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def outcome(value: str) -> Text:
+    return Text(value, style=OUTCOME_STYLES.get(value, ""))
+
+
+RUN_COLUMNS = ("Run ID", "User", "Started", "Duration", "Turns", "Tokens", "Cost", "Outcome")
+# Dropped in this order when the table is wider than the screen: run ids must stay whole (users copy
+# them into `show` and `explain`), and squeezing every column would cut them.
+OPTIONAL_RUN_COLUMNS = ("Started", "Duration", "Tokens", "Turns")
+
+
+def _run_cells(run: RunSummary) -> list[str | Text]:
+    return [
+        run.run_id,
+        run.user_id or "-",
+        fmt.short_time(run.start_ns),
+        fmt.duration(run.duration_s),
+        str(run.turns),
+        fmt.tokens(run.tokens),
+        fmt.usd(run.cost_usd),
+        outcome(run.outcome),
+    ]
+
+
+def runs_table(runs: Sequence[RunSummary], *, title: str | None = "Runs", width: int | None = None) -> Table:
+    rows = [_run_cells(run) for run in runs]
+    natural = [
+        max([len(name)] + [len(str(row[index])) for row in rows]) + 2 for index, name in enumerate(RUN_COLUMNS)
+    ]
+    shown = list(range(len(RUN_COLUMNS)))
+    for name in OPTIONAL_RUN_COLUMNS:
+        if width is None or sum(natural[index] for index in shown) <= width:
+            break
+        shown.remove(RUN_COLUMNS.index(name))
+    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for index in shown:
+        name = RUN_COLUMNS[index]
+        numeric = name in ("Duration", "Turns", "Tokens", "Cost")
+        table.add_column(name, justify="right" if numeric else "left", no_wrap=name != "User",
+                         overflow="fold")
+    for row in rows:
+        table.add_row(*(row[index] for index in shown))
+    return table
+
+
+def _elapsed(span: SpanRow) -> float:
+    return max(0, span.end_ns - span.start_ns) / fmt.NANOS
+
+
+def _call_label(span: SpanRow) -> Text:
+    text = Text.assemble((span.name, "bold"), "  ", (span.provider or "", "dim"))
+    if span.tripped:
+        text.append("  ✖ TRIPPED ", style="bold red")
+        scope = "user window" if span.trip_scope == "user" else "run"
+        limit = span.trip_limit or "?"
+        text.append(
+            f"{scope} {limit}: {fmt.limit_value(limit, span.trip_spent)} used, "
+            f"limit {fmt.limit_value(limit, span.trip_limit_value)}",
+            style="red",
+        )
+        text.append("  (refused, never sent)", style="dim")
+        return text
+    estimated = "~" if span.estimated else ""
+    text.append(
+        f"  {estimated}{fmt.tokens(span.input_tokens)} in / {estimated}{fmt.tokens(span.output_tokens)} out"
+    )
+    if span.cache_read_tokens:
+        text.append(f" ({fmt.tokens(span.cache_read_tokens)} cached)", style="dim")
+    text.append(f"  {fmt.usd(span.cost_usd)}", style="cyan")
+    text.append(f"  {fmt.duration(_elapsed(span))}", style="dim")
+    if span.approved:
+        text.append("  ⚠ approved overrun", style="yellow")
+    if span.status == "error":
+        text.append(f"  ✖ {span.error_type or 'error'}", style="yellow")
+    return text
+
+
+def span_label(span: SpanRow) -> Text:
+    if span.kind == KIND_CALL:
+        return _call_label(span)
+    text = Text(span.name, style="bold" if span.kind == KIND_RUN else "")
+    if span.kind == KIND_RUN and span.outcome:
+        text.append("  ")
+        text.append_text(outcome(span.outcome))
+        text.append(f"  {fmt.usd(span.spent_usd)}", style="cyan")
+    text.append(f"  {fmt.duration(_elapsed(span))}", style="dim")
+    if span.status == "error" and span.kind in (KIND_TOOL, "other"):
+        text.append(f"  ✖ {span.error_type or 'error'}", style="yellow")
+    return text
+
+
+def _grow(tree: Tree, nodes: Iterable[SpanNode]) -> None:
+    for node in nodes:
+        _grow(tree.add(span_label(node.span)), node.children)
+
+
+def run_tree(detail: RunDetail) -> Tree:
+    summary = detail.summary
+    label = Text.assemble(
+        ("run ", "bold"), (summary.run_id, "bold"),
+        f"  user {summary.user_id or '-'}  ",
+        outcome(summary.outcome),
+        f"  {fmt.plural(summary.turns, 'turn')}  {fmt.tokens(summary.tokens)} tokens  ",
+        (fmt.usd(summary.cost_usd), "cyan"),
+        f"  {fmt.duration(summary.duration_s)}",
+    )
+    tree = Tree(label)
+    _grow(tree, detail.tree)
+    return tree
+
+
+def run_facts(detail: RunDetail) -> Table:
+    summary = detail.summary
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")  # a URL or trace id cut with "…" is useless
+    rows = [
+        ("Run", summary.run_id),
+        ("Name", summary.name or "-"),
+        ("User", summary.user_id or "-"),
+        ("Started", fmt.local_time(summary.start_ns)),
+        ("Trace", summary.trace_id),
+    ]
+    if summary.parent_run_id:
+        rows.append(("Parent run", summary.parent_run_id))
+    if detail.root is not None and detail.root.budget_usd is not None:
+        rows.append(("Run budget", fmt.usd(detail.root.budget_usd)))
+    for name, value in rows:
+        table.add_row(name, value)
+    table.add_row("Outcome", outcome(summary.outcome))
+    return table
+
+
+def spend_table(rows: Sequence[SpendRow], by: str) -> Table:
+    table = Table(title=f"Spend by {by}", title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    table.add_column(by.capitalize(), overflow="fold")
+    for name in ("Cost", "Calls", "Refused", "Runs", "Input tokens", "Output tokens", "Cached"):
+        table.add_column(name, justify="right")
+    for row in rows:
+        cost = fmt.usd(row.cost_usd) + (" +?" if row.unknown_cost_calls else "")
+        table.add_row(
+            row.key, cost, str(row.calls), str(row.refused), str(row.runs),
+            fmt.tokens(row.input_tokens), fmt.tokens(row.output_tokens), fmt.tokens(row.cache_read_tokens),
+        )
+    if len(rows) > 1:
+        table.add_section()
+        table.add_row(
+            Text("total", style="bold"),
+            fmt.usd(sum(r.cost_usd for r in rows)),
+            str(sum(r.calls for r in rows)),
+            str(sum(r.refused for r in rows)),
+            "",
+            fmt.tokens(sum(r.input_tokens for r in rows)),
+            fmt.tokens(sum(r.output_tokens for r in rows)),
+            fmt.tokens(sum(r.cache_read_tokens for r in rows)),
+        )
+    return table
+
+
+def explanation(expl: Explanation) -> RenderableType:
+    parts: list[RenderableType] = [Text(expl.headline, style="bold")]
+    for line in expl.details:
+        parts.append(Text("  " + line))
+    if expl.message:
+        parts.append(Text(f"  The error said: {expl.message}", style="dim"))
+    if expl.advice:
+        parts.append(Text("What to change:", style="bold"))
+        for line in expl.advice:
+            parts.append(Text("  • " + line))
+    return Group(*parts)

@@ -1,0 +1,43 @@
+"""``spendfuse runs``: the latest runs, newest first."""
+
+from __future__ import annotations
+
+import argparse
+
+from spendfuse.cli import render
+from spendfuse.cli.options import CliError, ledger, parse_since
+from spendfuse.ledger.queries import list_runs
+
+OUTCOMES = ("completed", "tripped", "error", "unfinished")
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+               common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("runs", parents=[common], help="list recent runs",
+                                 description="List recent runs, newest first.")
+    parser.add_argument("--user", help="only this user's runs")
+    parser.add_argument("--since", help="only runs started since, e.g. 1h, 1d, 7d, 2025-01-31 (default: all)")
+    parser.add_argument("--outcome", help=f"only runs that ended so: {', '.join(OUTCOMES)}")
+    parser.add_argument("--limit", type=int, default=20, help="how many runs (default 20; 0 for all)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.outcome is not None and args.outcome not in OUTCOMES:
+        raise CliError(f"--outcome {args.outcome!r} is not an outcome; accepted: {', '.join(OUTCOMES)}")
+    if args.limit < 0:
+        raise CliError("--limit must be 0 (all) or more")
+    since = parse_since(args.since)
+    with ledger(args.ledger) as connection:
+        runs = list_runs(
+            connection, user=args.user, since_ns=since, outcome=args.outcome, limit=args.limit or None
+        )
+    if args.json:
+        render.print_json([summary.to_json() for summary in runs])
+        return 0
+    console = render.make_console()
+    if not runs:
+        console.print("No runs match." if (args.user or since or args.outcome) else "No runs recorded yet.")
+        return 0
+    console.print(render.runs_table(runs, width=console.width))
+    return 0

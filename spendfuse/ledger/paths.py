@@ -1,0 +1,80 @@
+"""Where the local ledger lives.
+
+``SPENDFUSE_LEDGER`` (or the ``ledger`` setting) names the file; ``off``, ``0``, ``false``, ``no`` or
+``none`` turn the ledger off. Without it the ledger is a per-user data file:
+
+* Linux and other Unixes: ``$XDG_DATA_HOME/spendfuse/ledger.db``, else
+  ``~/.local/share/spendfuse/ledger.db``
+* macOS: ``~/Library/Application Support/spendfuse/ledger.db``
+* Windows: ``%LOCALAPPDATA%\\spendfuse\\ledger.db`` (else ``~\\AppData\\Local\\spendfuse\\ledger.db``)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from spendfuse.errors import ConfigError
+
+LEDGER_ENV = "SPENDFUSE_LEDGER"
+RETENTION_ENV = "SPENDFUSE_LEDGER_RETENTION_DAYS"
+DEFAULT_RETENTION_DAYS = 30.0
+DISABLED_WORDS = frozenset({"off", "0", "false", "no", "none"})
+FILE_NAME = "ledger.db"
+
+
+def default_ledger_path(environ: Mapping[str, str] | None = None, platform: str | None = None) -> Path:
+    """The per-user default, following each platform's convention for application data."""
+    environ = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    home = Path(environ.get("HOME") or Path.home())
+    if platform.startswith("win"):
+        local = environ.get("LOCALAPPDATA")
+        base = Path(local) if local else home / "AppData" / "Local"
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        xdg = environ.get("XDG_DATA_HOME", "").strip()
+        # The XDG spec says a relative XDG_DATA_HOME is invalid and must be ignored.
+        base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".local" / "share"
+    return base / "spendfuse" / FILE_NAME
+
+
+def is_disabled(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in DISABLED_WORDS
+
+
+def resolve_ledger_path(
+    configured: str | None = None, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """The ledger file to use, or None when the ledger is turned off.
+
+    ``configured`` (the ``ledger`` setting) wins over ``SPENDFUSE_LEDGER``, which wins over the
+    platform default.
+    """
+    environ = os.environ if environ is None else environ
+    value = configured if configured else environ.get(LEDGER_ENV)
+    if value is not None and value.strip():
+        if is_disabled(value):
+            return None
+        return Path(value.strip()).expanduser()
+    return default_ledger_path(environ)
+
+
+def retention_days(environ: Mapping[str, str] | None = None) -> float | None:
+    """Days of history to keep (``SPENDFUSE_LEDGER_RETENTION_DAYS``); None keeps everything (``0``)."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get(RETENTION_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_RETENTION_DAYS
+    try:
+        days = float(raw)
+    except ValueError:
+        days = -1.0
+    if not days >= 0 or days == float("inf"):
+        raise ConfigError(
+            f"{RETENTION_ENV}: {raw!r} is not a number of days; accepted: a number >= 0 (0 keeps everything)"
+        )
+    return days or None
