@@ -28,24 +28,24 @@ def route(url: str) -> str | None:
     return None
 
 
-def _has_cache_control(system: Any, tools: Any, messages: Any) -> tuple[bool, bool]:
-    found = one_hour = False
-    for group in (system, tools):
-        if isinstance(group, list):
-            for block in group:
-                marker = block.get("cache_control") if isinstance(block, dict) else None
-                if marker:
-                    found = True
-                    one_hour = one_hour or (isinstance(marker, dict) and marker.get("ttl") == "1h")
+def _block_groups(system: Any, tools: Any, messages: Any) -> list[Any]:
+    groups = [system, tools]
     if isinstance(messages, list):
-        for message in messages:
-            content = message.get("content") if isinstance(message, dict) else None
-            if isinstance(content, list):
-                for block in content:
-                    marker = block.get("cache_control") if isinstance(block, dict) else None
-                    if marker:
-                        found = True
-                        one_hour = one_hour or (isinstance(marker, dict) and marker.get("ttl") == "1h")
+        groups.extend(message.get("content") for message in messages if isinstance(message, dict))
+    return groups
+
+
+def _has_cache_control(system: Any, tools: Any, messages: Any) -> tuple[bool, bool]:
+    """Whether any block asks for caching (cache writes may be billed), and for a 1h TTL."""
+    found = one_hour = False
+    for group in _block_groups(system, tools, messages):
+        if not isinstance(group, list):
+            continue
+        for block in group:
+            marker = block.get("cache_control") if isinstance(block, dict) else None
+            if marker:
+                found = True
+                one_hour = one_hour or (isinstance(marker, dict) and marker.get("ttl") == "1h")
     return found, one_hour
 
 
@@ -84,6 +84,10 @@ def extract_request(api: str, body: Mapping[str, Any]) -> RequestInfo:
     return extract_params(**body)
 
 
+def _length(value: Any) -> int:
+    return len(value) if isinstance(value, str) else 0
+
+
 def extract_response(api: str, message: Any) -> ResponseInfo:
     info = ResponseInfo(
         response_id=get(message, "id"),
@@ -95,9 +99,16 @@ def extract_response(api: str, message: Any) -> ResponseInfo:
         info.finish_reasons.append(str(stop))
     content = get(message, "content")
     if isinstance(content, list):
+        # Without reported usage the output is estimated from its text, as for a stream.
+        measure = info.usage is None
         for block in content:
             if get(block, "type") == "tool_use":
-                info.tool_calls.append(tool_signature(get(block, "name"), get(block, "input")))
+                signature = tool_signature(get(block, "name"), get(block, "input"))
+                info.tool_calls.append(signature)
+                if measure:
+                    info.output_chars += len(signature)
+            elif measure:
+                info.output_chars += _length(get(block, "text")) + _length(get(block, "thinking"))
     return info
 
 

@@ -398,3 +398,31 @@ def test_budget_validation_names_the_problem() -> None:
     with pytest.raises(spendfuse.ConfigError, match="SPENDFUSE_RUN_BUDGET"):
         spendfuse.Budget.parse("usd=abc", source="SPENDFUSE_RUN_BUDGET")
     assert spendfuse.Budget.parse("usd=0.5,turns=20") == spendfuse.Budget(usd=0.5, turns=20)
+
+
+def test_cache_tokens_are_priced_exactly(instrument: Any, telemetry: Any) -> None:
+    instrument()
+    fake = FakeProvider(usage=FakeUsage(input_tokens=1000, output_tokens=200, cache_read_tokens=600,
+                                        cache_write_tokens=300))
+    system = [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}]
+    with spendfuse.run("cache") as run:
+        fake.anthropic_client().messages.create(model=SONNET, max_tokens=64, system=system, messages=MESSAGES)
+    # 100 uncached at $3, 600 cache reads at $0.30, 300 cache writes (5m) at $3.75, 200 out at $15.
+    assert run.spent.usd_micros == 100 * 3 + 180 + 1125 + 3000
+    attributes = telemetry.span("chat ").attributes
+    assert attributes["gen_ai.usage.input_tokens"] == 1000
+    assert attributes["gen_ai.usage.cache_read.input_tokens"] == 600
+    assert attributes["gen_ai.usage.cache_creation.input_tokens"] == 300
+
+
+def test_cache_control_prices_the_worst_case_as_cache_writes() -> None:
+    from spendfuse.instrumentation.anthropic import extract_request
+
+    plain = extract_request("messages", {"model": SONNET, "max_tokens": 10, "messages": MESSAGES})
+    cached = extract_request("messages", {
+        "model": SONNET, "max_tokens": 10,
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}],
+    })
+    assert (plain.cache_write, plain.cache_write_1h) == (False, False)
+    assert (cached.cache_write, cached.cache_write_1h) == (True, True)
