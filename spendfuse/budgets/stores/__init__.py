@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from spendfuse.budgets.stores._common import redacted_url
 from spendfuse.budgets.stores.base import (
     METRICS,
     TOKENS,
@@ -34,7 +35,7 @@ def open_store(url: str, *, timeout: float = 0.25) -> BudgetStore:
         from spendfuse.budgets.stores.redis import RedisStore
 
         return RedisStore(url, timeout=timeout)
-    raise ConfigError(f"store: unknown scheme {scheme!r} in {url!r}; accepted: {STORE_URL_FORM}")
+    raise ConfigError(f"store: unknown scheme {scheme!r} in {redacted_url(url)!r}; accepted: {STORE_URL_FORM}")
 
 
 __all__ = [
@@ -50,4 +51,5 @@ __all__ = [
     "ScopeUsage",
     "StoreUnavailableError",
     "open_store",
+    "redacted_url",
 ]

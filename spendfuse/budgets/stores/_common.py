@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 from spendfuse.budgets.stores.base import ScopeRequest
+
+# user:password@ right after the scheme, for URLs urlsplit refuses (a bad port, a stray bracket).
+_USERINFO_PASSWORD = re.compile(r"(://[^/@:]*):[^/]*@")
 
 
 def nonzero_amounts(mapping: Mapping[str, int]) -> dict[str, int]:
@@ -24,3 +29,16 @@ def nonzero_amounts(mapping: Mapping[str, int]) -> dict[str, int]:
 def check_distinct(scopes: Sequence[ScopeRequest]) -> None:
     if len({request.key for request in scopes}) != len(scopes):
         raise ValueError("a reservation names the same scope twice")
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with the password of its user-info replaced by ``***``: safe for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rsplit("@", 1)[1]
+        user = parts.username or ""
+        return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+    except ValueError:
+        return _USERINFO_PASSWORD.sub(r"\1:***@", url)

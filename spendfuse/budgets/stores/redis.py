@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from spendfuse.budgets.stores._common import check_distinct, nonzero_amounts
+from spendfuse.budgets.stores._common import check_distinct, nonzero_amounts, redacted_url
 from spendfuse.budgets.stores.base import (
     BudgetStore,
     Denial,
@@ -86,11 +86,11 @@ def parse_redis_url(url: str, timeout: float) -> tuple[dict[str, Any], float, st
         from redis.connection import parse_url
     except ImportError:  # pragma: no cover - the redis extra is not installed
         raise ConfigError(
-            f"store: {url!r} needs the redis client; install it with pip install 'spendfuse[redis]'"
+            f"store: {redacted_url(url)!r} needs the redis client; install it with pip install 'spendfuse[redis]'"
         ) from None
 
     def bad(why: str) -> NoReturn:
-        raise ConfigError(f"store: {why} in {url!r}; accepted: {REDIS_URL_FORM}")
+        raise ConfigError(f"store: {why} in {redacted_url(url)!r}; accepted: {REDIS_URL_FORM}")
 
     if not isinstance(url, str):
         raise ConfigError(f"store: {url!r} is not a store URL; accepted: {REDIS_URL_FORM}")
@@ -287,7 +287,7 @@ class RedisStore(BudgetStore):
         from redis.exceptions import RedisError
 
         if isinstance(exc, (RedisError, OSError)):
-            raise StoreUnavailableError(f"redis store {_redacted(self.url)}: {exc}") from exc
+            raise StoreUnavailableError(f"redis store {redacted_url(self.url)}: {exc}") from exc
         raise exc
 
 
@@ -297,15 +297,6 @@ def _text(value: bytes | str) -> str:
 
 def _glob_escape(text: str) -> str:
     return "".join("\\" + char if char in "*?[]\\" else char for char in text)
-
-
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit((parts.scheme, user + netloc, parts.path, parts.query, parts.fragment))
 
 
 __all__ = ["REDIS_URL_FORM", "RedisStore", "parse_redis_url", "scope_tag"]
