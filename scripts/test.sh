@@ -34,7 +34,7 @@ if [ -n "${CI:-}" ]; then export SPENDFUSE_STACK_STRICT=1; fi
 OLDEST="${SPENDFUSE_OLDEST_VENV:-.venv-oldest-sdks}"
 [ -x "$OLDEST/bin/python" ] || "$PYTHON" -m venv "$OLDEST"
 "$OLDEST/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]" \
-  "anthropic==$(sed -n 's/.*"anthropic>=\([0-9.]*\)".*/\1/p' pyproject.toml)" \
-  "openai==$(sed -n 's/.*"openai>=\([0-9.]*\)".*/\1/p' pyproject.toml)"
+  "anthropic==$(sed -n 's/.*"anthropic>=\([0-9.]*\)".*/\1/p' pyproject.toml | head -n 1)" \
+  "openai==$(sed -n 's/.*"openai>=\([0-9.]*\)".*/\1/p' pyproject.toml | head -n 1)"
 echo "oldest supported SDKs: $("$OLDEST/bin/python" -c 'import anthropic, openai; print("anthropic", anthropic.__version__, "openai", openai.__version__)')"
 "$OLDEST/bin/python" -m pytest tests/core tests/testing "$@"
