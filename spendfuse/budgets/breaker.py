@@ -148,7 +148,11 @@ class Breaker:
         """Reserve the call's worst case or raise. Raises only deliberate spendfuse errors."""
         now = time.time()
         chain: tuple[Run, ...] = the_run.chain if the_run is not None else ()
-        user = self._user_scope(the_run, now)
+        unresolved: Exception | None = None
+        try:
+            user = self._user_scope(the_run, now)
+        except Exception as exc:  # the user_budget callable raised: the user's limits are unknown
+            user, unresolved = None, exc
         rates = self.prices.rates(
             request.provider, request.model, service_tier=request.service_tier, speed=request.speed
         )
@@ -187,6 +191,14 @@ class Breaker:
                 raise error
             admission.approved = True
             self._force_reserve(admission, chain, user, now)
+        if unresolved is not None:
+            # Unknown user limits are a store outage by another name, never "no user limit" (and
+            # the run limits above still held): closed refuses, open admits and counts it.
+            try:
+                self._store_failed(admission, unresolved, source="the user_budget callable")
+            except BaseException:
+                self._unreserve_runs(admission, chain)
+                raise
         if admission.user_key is not None or chain:
             self._maybe_warn(admission, chain, user, now, span, request)
         return admission
@@ -343,20 +355,22 @@ class Breaker:
         admission.user_leased = True
         return None
 
-    def _store_failed(self, admission: Admission, exc: Exception) -> None:
+    def _store_failed(self, admission: Admission, exc: Exception, source: str | None = None) -> None:
         reason = "unavailable" if isinstance(exc, stores.StoreUnavailableError) else "error"
+        store = f"budget store {stores.redacted_url(self.settings.store)!r}"
         if self.settings.store_failure == "open":
             self.instruments.store_errors.add(1, {names.METRIC_ATTR_REASON: "fail_open"})
             if not self._outage_logged:
                 self._outage_logged = True
-                log.warning("spendfuse: budget store %s failed (%s); admitting calls (store_failure=open)",
-                            stores.redacted_url(self.settings.store), exc)
+                log.warning("spendfuse: %s failed (%s); admitting calls (store_failure=open)",
+                            source or f"budget store {stores.redacted_url(self.settings.store)}", exc)
             admission.fail_open = True
             return None
         self.instruments.store_errors.add(1, {names.METRIC_ATTR_REASON: reason})
+        problem = f"{source} failed" if source else f"{store} did not answer"
         raise BudgetStoreUnavailable(
-            f"budget store {stores.redacted_url(self.settings.store)!r} did not answer ({exc}); refusing the call "
-            "because store_failure='closed' (set SPENDFUSE_STORE_FAILURE=open to admit calls during an outage)"
+            f"{problem} ({exc}); refusing the call because store_failure='closed' "
+            "(set SPENDFUSE_STORE_FAILURE=open to admit calls during an outage)"
         ) from exc
 
     def _unreserve_runs(self, admission: Admission, chain: Iterable[Run]) -> None:

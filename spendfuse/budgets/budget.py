@@ -16,13 +16,30 @@ WINDOWS: dict[str, int | None] = {"1h": 3600, "1d": 86400, "7d": 7 * 86400, "30d
 MICROS_PER_USD = 1_000_000
 
 
+def shown(value: object) -> str:
+    """``repr(value)`` for an error message, short, and never raising (a 5000-digit int cannot be shown)."""
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _check_number(name: str, value: object, *, integral: bool, where: str) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{where}{name}: {value!r} is not a number; accepted: {BUDGET_FORM}")
+        raise ConfigError(f"{where}{name}: {shown(value)} is not a number; accepted: {BUDGET_FORM}")
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         raise ConfigError(f"{where}{name}: {value!r} is not a finite number; accepted: {BUDGET_FORM}")
+    # Limits are shown and compared as floats downstream (describe, remaining seconds, micro-dollars).
+    scale = MICROS_PER_USD if name == "usd" else 1
+    try:
+        finite = math.isfinite(float(value) * scale)
+    except OverflowError:
+        finite = False
+    if not finite:
+        raise ConfigError(f"{where}{name}: {shown(value)} is too large; accepted: {BUDGET_FORM}")
     if value < 0:
         raise ConfigError(f"{where}{name}: {value!r} is negative; limits are >= 0")
     if integral and isinstance(value, float) and not value.is_integer():
@@ -54,9 +71,9 @@ class Budget:
         _check_number("tokens", self.tokens, integral=True, where=where)
         _check_number("seconds", self.seconds, integral=False, where=where)
         _check_number("repeats", self.repeats, integral=True, where=where)
-        if self.window is not None and self.window not in WINDOWS:
+        if self.window is not None and (not isinstance(self.window, str) or self.window not in WINDOWS):
             raise ConfigError(
-                f"{where}window: {self.window!r} is not a window; accepted: {', '.join(WINDOWS)}"
+                f"{where}window: {shown(self.window)} is not a window; accepted: {', '.join(WINDOWS)}"
             )
 
     @property
@@ -78,7 +95,7 @@ class Budget:
     def parse(cls, text: str, *, source: str = "budget") -> Budget:
         """Parse ``'usd=0.5,turns=20,window=1d'``; ``source`` names the variable in errors."""
         if not isinstance(text, str):
-            raise ConfigError(f"{source}: {text!r} is not a string; accepted: {BUDGET_FORM}")
+            raise ConfigError(f"{source}: {shown(text)} is not a string; accepted: {BUDGET_FORM}")
         values: dict[str, object] = {}
         for part in (p.strip() for p in text.split(",")):
             if not part:
@@ -106,10 +123,10 @@ class Budget:
         if isinstance(data, str):
             return cls.parse(data, source=source)
         if not isinstance(data, dict):
-            raise ConfigError(f"{source}: {data!r} is not a budget; accepted: a table or {BUDGET_FORM}")
+            raise ConfigError(f"{source}: {shown(data)} is not a budget; accepted: a table or {BUDGET_FORM}")
         unknown = set(data) - {"usd", "turns", "tokens", "seconds", "repeats", "window"}
         if unknown:
-            raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)}; accepted: {BUDGET_FORM}")
+            raise ConfigError(f"{source}: unknown key(s) {sorted(unknown, key=repr)}; accepted: {BUDGET_FORM}")
         budget = cls.__new__(cls)
         for name in ("usd", "turns", "tokens", "seconds", "repeats", "window"):
             object.__setattr__(budget, name, data.get(name))

@@ -47,6 +47,12 @@ def _field(obj: object, name: str) -> object:
     return value
 
 
+def _missing(value: object) -> bool:
+    # The SDKs build usage objects without validation, their optional counters defaulting to None:
+    # a record whose every counter is missing or null reports nothing, which is not "0 tokens".
+    return value is _ABSENT or value is None
+
+
 def _count(value: object) -> int:
     # bool is an int subclass; a True counter is a bug upstream, not one token.
     if type(value) is int:
@@ -60,7 +66,7 @@ def anthropic_usage(usage: object) -> TokenUsage | None:
     """Normalize an Anthropic ``Usage`` / ``MessageDeltaUsage`` object or its dict form.
 
     Anthropic's ``input_tokens`` excludes cache reads and writes, so they are added back here.
-    Returns None when there is no usage at all.
+    Returns None when there is no usage at all (every counter missing or null).
     """
     if usage is None:
         return None
@@ -69,13 +75,7 @@ def anthropic_usage(usage: object) -> TokenUsage | None:
     raw_read = _field(usage, "cache_read_input_tokens")
     raw_write = _field(usage, "cache_creation_input_tokens")
     details = _field(usage, "cache_creation")
-    if (
-        raw_input is _ABSENT
-        and raw_output is _ABSENT
-        and raw_read is _ABSENT
-        and raw_write is _ABSENT
-        and details is _ABSENT
-    ):
+    if all(_missing(raw) for raw in (raw_input, raw_output, raw_read, raw_write, details)):
         return None
     read = _count(raw_read)
     write = _count(raw_write)
@@ -94,7 +94,7 @@ def _openai_usage(usage: object, input_name: str, output_name: str, details_name
         return None
     raw_input = _field(usage, input_name)
     raw_output = _field(usage, output_name)
-    if raw_input is _ABSENT and raw_output is _ABSENT:
+    if _missing(raw_input) and _missing(raw_output):
         return None
     read = write = 0
     details = _field(usage, details_name)

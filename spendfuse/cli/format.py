@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import urlsplit, urlunsplit
+
+from spendfuse.budgets.stores import redacted_url
 
 NANOS = 1_000_000_000
 
@@ -69,14 +70,4 @@ def limit_value(limit: str | None, value: float | None) -> str:
 
 def redact_url(url: str) -> str:
     """A store URL without its password, for printing."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    return redacted_url(url)

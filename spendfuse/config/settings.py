@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from spendfuse.budgets.budget import BUDGET_FORM, Budget
+from spendfuse.budgets.budget import BUDGET_FORM, Budget, shown
 from spendfuse.config.user_budgets import UserBudgetResolver, user_budget_resolver
 from spendfuse.errors import BudgetExceeded, ConfigError
 
@@ -73,10 +73,12 @@ def _number(key: str, value: object, *, low: float, high: float = math.inf, inte
         raise ConfigError(f"{key}: {value!r} is not a number; accepted: {form}")
     try:
         number = float(value)  # type: ignore[arg-type]
+    except OverflowError:  # an int beyond any float
+        raise ConfigError(f"{key}: {shown(value)} is out of range; accepted: {form}") from None
     except (TypeError, ValueError):
-        raise ConfigError(f"{key}: {value!r} is not a number; accepted: {form}") from None
+        raise ConfigError(f"{key}: {shown(value)} is not a number; accepted: {form}") from None
     if math.isnan(number) or not low <= number <= high or (integral and not number.is_integer()):
-        raise ConfigError(f"{key}: {value!r} is out of range; accepted: {form}")
+        raise ConfigError(f"{key}: {shown(value)} is out of range; accepted: {form}")
     return number
 
 
@@ -133,8 +135,13 @@ def _read_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"{CONFIG_ENV}: file {path!r} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{CONFIG_ENV}: {path!r} is not valid TOML: {exc}") from None
+    except (OSError, ValueError) as exc:  # a directory, no permission, a NUL in the path, not UTF-8
+        raise ConfigError(f"{CONFIG_ENV}: {path!r} cannot be read as a TOML file: {exc}") from None
     # Accept both a dedicated file and a [tool.spendfuse] / [spendfuse] table in a shared one.
-    table = data.get("tool", {}).get("spendfuse") or data.get("spendfuse") or data
+    tool = data.get("tool")
+    table = (tool.get("spendfuse") if isinstance(tool, dict) else None) or data.get("spendfuse") or data
+    if not isinstance(table, dict):
+        raise ConfigError(f"{CONFIG_ENV}: in {path!r}, spendfuse must be a table of settings, not {shown(table)}")
     return dict(table)
 
 

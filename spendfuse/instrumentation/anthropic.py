@@ -130,13 +130,13 @@ class StreamState:
             text = get(delta, "text")
             info = self.info
             info.output_chunks += 1
-            if text:
+            if text and isinstance(text, str):
                 info.output_chars += len(text)
                 if info.output_text is not None:
                     info.output_text.append(text)
             elif self._tool_name is not None:
                 partial = get(delta, "partial_json")
-                if partial:
+                if partial and isinstance(partial, str):
                     self._tool_args.append(partial)
                     info.output_chars += len(partial)
         elif kind == "message_start":

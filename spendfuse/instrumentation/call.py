@@ -263,8 +263,14 @@ class ModelCall:
         return self.on_result(parsed)
 
     def on_error(self, error: BaseException) -> None:
-        """The SDK raised before returning: the call was dispatched but nothing was billed."""
-        self.finish(None, complete=False, error=error, reason="error")
+        """The SDK raised before returning: the call was dispatched but nothing was billed.
+
+        Except a bare ``JSONDecodeError``: the SDKs parse error bodies leniently, so it means a
+        success body they could not read. It was billed all the same, as an unreadable raw body is
+        (see ``_raw``): the reserved worst case is charged rather than nothing.
+        """
+        reason = "unreadable" if isinstance(error, json.JSONDecodeError) else "error"
+        self.finish(None, complete=False, error=error, reason=reason)
 
     def first_chunk(self) -> None:
         if self._first_chunk_at is None:
@@ -360,6 +366,10 @@ class ModelCall:
             return None, False
         usage = info.usage
         received = estimate_output_tokens(info)
+        if admission is not None and received > admission.max_output:
+            # The provider never returns more than the request's output cap: an estimate above it
+            # would charge more than the reserved worst case, past the limit that admitted the call.
+            received = admission.max_output
         if usage is not None and complete:
             return usage, False
         if usage is None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from spendfuse.budgets.usage import openai_chat_usage, openai_responses_usage
-from spendfuse.instrumentation.records import RequestInfo, ResponseInfo, get, tool_signature
+from spendfuse.instrumentation.records import RequestInfo, ResponseInfo, get, items, tool_signature
 from spendfuse.telemetry import names
 
 PROVIDER = names.PROVIDER_OPENAI
@@ -31,6 +31,10 @@ def route(url: str) -> str | None:
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _length(value: Any) -> int:
+    return len(value) if isinstance(value, str) else 0
 
 
 def _number(value: Any) -> float | None:
@@ -97,14 +101,21 @@ def _chat_response(completion: Any) -> ResponseInfo:
         response_model=get(completion, "model"),
         usage=openai_chat_usage(get(completion, "usage")),
     )
-    for choice in get(completion, "choices") or ():
+    measure = info.usage is None  # without reported usage the output is estimated from its text
+    for choice in items(get(completion, "choices")):
         reason = get(choice, "finish_reason")
         if reason:
             info.finish_reasons.append(str(reason))
-        for call in get(get(choice, "message"), "tool_calls") or ():
+        message = get(choice, "message")
+        if measure:
+            info.output_chars += _length(get(message, "content")) + _length(get(message, "refusal"))
+        for call in items(get(message, "tool_calls")):
             function = get(call, "function")
             if function is not None:
-                info.tool_calls.append(tool_signature(get(function, "name"), get(function, "arguments")))
+                arguments = get(function, "arguments")
+                info.tool_calls.append(tool_signature(get(function, "name"), arguments))
+                if measure:
+                    info.output_chars += _length(arguments)
     return info
 
 
@@ -118,9 +129,17 @@ def _responses_response(response: Any) -> ResponseInfo:
     status = get(response, "status")
     if incomplete or status:
         info.finish_reasons.append(str(incomplete or status))
-    for item in get(response, "output") or ():
-        if get(item, "type") == "function_call":
-            info.tool_calls.append(tool_signature(get(item, "name"), get(item, "arguments")))
+    measure = info.usage is None  # without reported usage the output is estimated from its text
+    for item in items(get(response, "output")):
+        kind = get(item, "type")
+        if kind == "function_call":
+            arguments = get(item, "arguments")
+            info.tool_calls.append(tool_signature(get(item, "name"), arguments))
+            if measure:
+                info.output_chars += _length(arguments)
+        elif measure and kind == "message":
+            for part in items(get(item, "content")):
+                info.output_chars += _length(get(part, "text")) + _length(get(part, "refusal"))
     return info
 
 
@@ -147,16 +166,16 @@ class StreamState:
     def _observe_chunk(self, chunk: Any) -> None:
         info = self.info
         info.output_chunks += 1
-        choices = get(chunk, "choices")
+        choices = items(get(chunk, "choices"))
         if choices:
             choice = choices[0]
             delta = get(choice, "delta")
             text = get(delta, "content")
-            if text:
+            if text and isinstance(text, str):
                 info.output_chars += len(text)
                 if info.output_text is not None:
                     info.output_text.append(text)
-            calls = get(delta, "tool_calls")
+            calls = items(get(delta, "tool_calls"))
             if calls:
                 self._observe_tool_deltas(calls)
             reason = get(choice, "finish_reason")
@@ -171,13 +190,15 @@ class StreamState:
 
     def _observe_tool_deltas(self, calls: Any) -> None:
         for call in calls:
-            index = get(call, "index") or 0
+            index = get(call, "index")
+            if not isinstance(index, int):
+                index = 0
             function = get(call, "function")
             parts = self._tools.get(index)
             if parts is None:
                 parts = self._tools[index] = [str(get(function, "name") or ""), ""]
             arguments = get(function, "arguments")
-            if arguments:
+            if arguments and isinstance(arguments, str):
                 parts[1] += arguments
                 self.info.output_chars += len(arguments)
 
@@ -187,13 +208,13 @@ class StreamState:
         if kind == "response.output_text.delta":
             text = get(event, "delta")
             info.output_chunks += 1
-            if text:
+            if text and isinstance(text, str):
                 info.output_chars += len(text)
                 if info.output_text is not None:
                     info.output_text.append(text)
         elif kind == "response.function_call_arguments.delta":
             text = get(event, "delta")
-            if text:
+            if text and isinstance(text, str):
                 info.output_chars += len(text)
         elif kind == "response.output_item.done":
             item = get(event, "item")

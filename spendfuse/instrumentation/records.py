@@ -16,6 +16,12 @@ def get(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
+def items(value: Any) -> list[Any] | tuple[Any, ...]:
+    """A list field; anything else (a wrongly typed field of an SDK object built without validation, or
+    of a raw JSON body) reads as empty instead of raising."""
+    return value if isinstance(value, (list, tuple)) else ()
+
+
 def tool_signature(name: object, arguments: object) -> str:
     """A stable key for "the same tool with the same arguments" (the repeats limit)."""
     if isinstance(arguments, str):

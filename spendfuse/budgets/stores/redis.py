@@ -182,7 +182,7 @@ class RedisStore(BudgetStore):
         check_distinct(scopes)
         tags = [scope_tag(request.key) for request in scopes]
         keys: list[str] = []
-        args: list[str] = [self.prefix, repr(float(now)), repr(float(lease_expires_at)), lease_id]
+        args: list[str | bytes] = [self.prefix, repr(float(now)), repr(float(lease_expires_at)), lease_id]
         args.append(str(TTL_MARGIN_MS))
         for index, request in enumerate(scopes):
             keys += self._keys(tags[index])
@@ -190,7 +190,9 @@ class RedisStore(BudgetStore):
             limits = [[metric, str(int(limit))] for metric, limit in request.limits.items()]
             record = {"a": amounts, "o": tags[:index] + tags[index + 1 :]}
             window_end = "" if request.expires_at is None else repr(float(request.expires_at))
-            args += [tags[index], request.key, window_end, json.dumps(limits), json.dumps(record)]
+            # Stored as is (HSETNX); surrogatepass: a key with a lone surrogate has no strict UTF-8 form.
+            key = request.key.encode("utf-8", "surrogatepass")
+            args += [tags[index], key, window_end, json.dumps(limits), json.dumps(record)]
         # Remembered before the call: if the answer is lost, a later release still finds the lease.
         self._remember(lease_id, tuple(tags), lease_expires_at, now)
         try:

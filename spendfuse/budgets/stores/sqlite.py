@@ -81,6 +81,21 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS scopes_by_expiry ON scopes (expires_at) WHERE expires_at IS NOT NULL",
 )
 
+# A scope key as bound to SQL: text, or bytes for a key UTF-8 cannot encode (see ``_bound``).
+_Key = str | bytes
+
+
+def _bound(key: str) -> _Key:
+    """A scope key as SQLite stores it. Keys are text; a key with a lone surrogate (a user id decoded
+    from a JSON ``"\\udc80"`` escape, say) has no UTF-8 form, so it is bound as the bytes of its
+    ``surrogatepass`` encoding: a BLOB, which never equals any text key, so no two keys ever meet."""
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return key.encode("utf-8", "surrogatepass")
+    return key
+
+
 # Connections inherited through fork() must never be used or closed by the child (SQLite forbids
 # carrying a connection across fork); they are parked here so garbage collection cannot close them.
 _ABANDONED: list[sqlite3.Connection] = []
@@ -145,26 +160,27 @@ class SQLiteStore(BudgetStore):
             if now >= self._next_gc:
                 self._next_gc = now + GC_INTERVAL
                 self._collect(conn, now)
-            for request, amounts in zip(scopes, reserved, strict=True):
-                self._touch(conn, request.key, now)
-                spent, in_flight = self._balance(conn, request.key)
+            keys = [_bound(request.key) for request in scopes]
+            for request, key, amounts in zip(scopes, keys, reserved, strict=True):
+                self._touch(conn, key, now)
+                spent, in_flight = self._balance(conn, key)
                 denial = check_fits(request.key, request.limits, amounts, spent, in_flight)
                 if denial is not None:
                     # Committing keeps the leases the touch charged: they expired whatever the verdict.
                     return denial
-            for request, amounts in zip(scopes, reserved, strict=True):
+            for request, key, amounts in zip(scopes, keys, reserved, strict=True):
                 conn.execute(
                     "INSERT OR IGNORE INTO scopes (key, expires_at) VALUES (?, ?)",
-                    (request.key, request.expires_at),
+                    (key, request.expires_at),
                 )
                 conn.executemany(
                     "INSERT INTO balances (key, metric, in_flight) VALUES (?, ?, ?) "
                     "ON CONFLICT (key, metric) DO UPDATE SET in_flight = in_flight + excluded.in_flight",
-                    [(request.key, metric, amount) for metric, amount in amounts.items()],
+                    [(key, metric, amount) for metric, amount in amounts.items()],
                 )
                 conn.execute(
                     "INSERT INTO leases (lease_id, key, amounts, expires_at) VALUES (?, ?, ?, ?)",
-                    (lease_id, request.key, json.dumps(amounts), float(lease_expires_at)),
+                    (lease_id, key, json.dumps(amounts), float(lease_expires_at)),
                 )
             return None
 
@@ -189,10 +205,11 @@ class SQLiteStore(BudgetStore):
             return self._expire_where(conn, "expires_at <= ?", (now,))
 
     def usage(self, key: str, now: float) -> ScopeUsage:
+        bound = _bound(key)
         with self._transaction() as conn:
-            self._touch(conn, key, now)
-            spent, in_flight = self._balance(conn, key)
-            (leases,) = conn.execute("SELECT COUNT(*) FROM leases WHERE key = ?", (key,)).fetchone()
+            self._touch(conn, bound, now)
+            spent, in_flight = self._balance(conn, bound)
+            (leases,) = conn.execute("SELECT COUNT(*) FROM leases WHERE key = ?", (bound,)).fetchone()
             usage = ScopeUsage()
             usage.spent.update(spent)
             usage.in_flight.update(in_flight)
@@ -201,7 +218,7 @@ class SQLiteStore(BudgetStore):
 
     def reset(self, key: str) -> None:
         with self._transaction() as conn:
-            self._forget(conn, key)
+            self._forget(conn, _bound(key))
 
     def close(self) -> None:
         if self._pid != os.getpid():
@@ -214,7 +231,7 @@ class SQLiteStore(BudgetStore):
 
     # -- internals (lock held, inside a transaction) -----------------------------------------
 
-    def _touch(self, conn: sqlite3.Connection, key: str, now: float) -> None:
+    def _touch(self, conn: sqlite3.Connection, key: _Key, now: float) -> None:
         """Charge the scope's expired leases; forget the scope when its window ended and it is idle."""
         self._expire_where(conn, "key = ? AND expires_at <= ?", (key, now))
         row = conn.execute("SELECT expires_at FROM scopes WHERE key = ?", (key,)).fetchone()
@@ -235,7 +252,7 @@ class SQLiteStore(BudgetStore):
         return len(lease_ids)
 
     @staticmethod
-    def _apply(conn: sqlite3.Connection, key: str, changes: Mapping[str, tuple[int, int]]) -> None:
+    def _apply(conn: sqlite3.Connection, key: _Key, changes: Mapping[str, tuple[int, int]]) -> None:
         conn.executemany(
             "INSERT INTO balances (key, metric, spent, in_flight) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (key, metric) DO UPDATE SET spent = spent + excluded.spent, "
@@ -244,7 +261,7 @@ class SQLiteStore(BudgetStore):
         )
 
     @staticmethod
-    def _balance(conn: sqlite3.Connection, key: str) -> tuple[dict[str, int], dict[str, int]]:
+    def _balance(conn: sqlite3.Connection, key: _Key) -> tuple[dict[str, int], dict[str, int]]:
         spent = dict.fromkeys(METRICS, 0)
         in_flight = dict.fromkeys(METRICS, 0)
         for metric, used, flying in conn.execute("SELECT metric, spent, in_flight FROM balances WHERE key = ?", (key,)):
@@ -253,7 +270,7 @@ class SQLiteStore(BudgetStore):
         return spent, in_flight
 
     @staticmethod
-    def _forget(conn: sqlite3.Connection, key: str) -> None:
+    def _forget(conn: sqlite3.Connection, key: _Key) -> None:
         conn.execute("DELETE FROM leases WHERE key = ?", (key,))
         conn.execute("DELETE FROM balances WHERE key = ?", (key,))
         conn.execute("DELETE FROM scopes WHERE key = ?", (key,))
