@@ -10,9 +10,9 @@ integer: micro-dollars for money.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -126,6 +126,7 @@ class Breaker:
         self._outage_logged = False
         self._user_checked: dict[str, float] = {}
         self._gauge_users: OrderedDict[str, _UserScope] = OrderedDict()
+        self._user_scopes: dict[str, _UserScope] = {}
         instruments.set_gauge_source(self._gauge_rows)
 
     # -- store ---------------------------------------------------------------------------------
@@ -162,6 +163,11 @@ class Breaker:
         if rates is None and usd_limited:
             raise UnpricedModelError(request.model, request.provider)
         self._check_run_clock_and_loops(request, the_run, chain, span)
+        if not chain and user is None and unresolved is None:
+            # Nothing to reserve against (telemetry only): no worst case is needed, and the input
+            # estimate is left to the rare call whose provider reports no usage (-1: not made).
+            max_output = request.max_tokens or self._default_max_output(request)
+            return Admission(the_run, rates, -1, max_output, reserved_usd=0, reserved_tokens=0)
 
         memo = None
         if the_run is not None:
@@ -210,6 +216,23 @@ class Breaker:
         budget = resolver(the_run.user_id)
         if budget is None:
             return None
+        # The same budget in the same window gives the same scope: reuse it until the window ends.
+        scopes = self._user_scopes
+        cached = scopes.get(the_run.user_id)
+        if (
+            cached is not None
+            and (cached.budget is budget or cached.budget == budget)
+            and (cached.window_end is None or now < cached.window_end)
+        ):
+            return cached
+        scope = self._new_user_scope(the_run.user_id, budget, now)
+        if scope is not None:
+            if len(scopes) >= MAX_GAUGE_USERS * 8:
+                scopes.clear()  # many users: a bound on memory, not an LRU
+            scopes[the_run.user_id] = scope
+        return scope
+
+    def _new_user_scope(self, user_id: str, budget: Budget, now: float) -> _UserScope | None:
         limits: dict[str, int] = {}
         if budget.usd_micros is not None:
             limits[stores.USD] = budget.usd_micros
@@ -221,12 +244,12 @@ class Breaker:
             return None
         if budget.window is not None:
             start, end = window_bounds(budget.window, now)
-            key = f"user/{budget.window}/{start}/{the_run.user_id}"
+            key = f"user/{budget.window}/{start}/{user_id}"
             window_end: float | None = float(end)
         else:
-            key = f"user/lifetime/{the_run.user_id}"
+            key = f"user/lifetime/{user_id}"
             window_end = None
-        return _UserScope(the_run.user_id, key, budget, window_end, limits)
+        return _UserScope(user_id, key, budget, window_end, limits)
 
     def _check_run_clock_and_loops(
         self, request: CallRequest, the_run: Run | None, chain: tuple[Run, ...], span: Span | None
@@ -327,7 +350,7 @@ class Breaker:
     def _reserve_user(
         self, admission: Admission, user: _UserScope, now: float, *, check: bool
     ) -> _Denied | None:
-        lease_id = uuid.uuid4().hex
+        lease_id = os.urandom(16).hex()  # uuid4's 128 random bits without building a UUID object
         request = stores.ScopeRequest(
             key=user.key,
             limits=user.limits if check else {},

@@ -19,6 +19,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from spendfuse._log import log_internal_error
 from spendfuse.budgets.breaker import Admission, CallRequest
+from spendfuse.budgets.estimate import estimate_input_tokens
 from spendfuse.budgets.usage import TokenUsage
 from spendfuse.errors import BudgetExceeded, BudgetStoreUnavailable, UnpricedModelError
 from spendfuse.instrumentation.records import RequestInfo, ResponseInfo, get
@@ -215,7 +216,7 @@ class ModelCall:
         if admission is None:
             return
         try:
-            if admission.rates is not None:
+            if admission.rates is not None and admission.input_estimate >= 0:
                 self.span.set_attribute(names.RESERVED_USD, admission.reserved_usd / 1_000_000)
             if admission.clamped_to is not None and self.request.max_tokens_key:
                 # Lower max_tokens in the request itself so the provider cannot exceed the fit.
@@ -359,6 +360,11 @@ class ModelCall:
         """Reported usage, or an estimate of what was received when the provider sent none."""
         admission = self.admission
         input_estimate = admission.input_estimate if admission is not None else 0
+        if input_estimate < 0 and (info is None or info.usage is None or not complete):
+            # Telemetry-only calls skip the estimate at admission; the rare call without reported
+            # usage makes it here.
+            memo = self.run.memo if self.run is not None else None
+            input_estimate = estimate_input_tokens(self.provider.name, self.api, self.request.model, self.body, memo)
         if info is None:
             if reason == "unreadable" and admission is not None:
                 # A body we could not read may still have been billed in full: charge the worst case.

@@ -8,7 +8,7 @@ internally, which the re-entry guard in ``wrappers`` makes one call.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from spendfuse.budgets.usage import openai_chat_usage, openai_responses_usage
@@ -157,6 +157,10 @@ class StreamState:
         self.info = ResponseInfo(output_text=[] if capture else None)
         self._tools: dict[int, list[str]] = {}
 
+    def observer(self) -> Callable[[Any], None]:
+        """The handler ``observe`` would dispatch to, for a caller that observes many items."""
+        return self._observe_chunk if self._api == "chat" else self._observe_event
+
     def observe(self, item: Any) -> None:
         if self._api == "chat":
             self._observe_chunk(item)
@@ -164,6 +168,29 @@ class StreamState:
             self._observe_event(item)
 
     def _observe_chunk(self, chunk: Any) -> None:
+        # The hot case, a text-only delta chunk from the SDK's Stream, read with builtin getattr:
+        # get() and items() cost a Python call per field, the larger part of the per-chunk budget.
+        if type(chunk) is not dict and getattr(chunk, "usage", None) is None:
+            choices = getattr(chunk, "choices", None)
+            if type(choices) is list and len(choices) == 1 and self.info.response_id is not None:
+                choice = choices[0]
+                delta = getattr(choice, "delta", None)
+                text = getattr(delta, "content", None) if type(delta) is not dict else None
+                if (
+                    text
+                    and type(text) is str
+                    and getattr(delta, "tool_calls", None) is None
+                    and getattr(choice, "finish_reason", None) is None
+                ):
+                    info = self.info
+                    info.output_chunks += 1
+                    info.output_chars += len(text)
+                    if info.output_text is not None:
+                        info.output_text.append(text)
+                    return
+        self._observe_any_chunk(chunk)
+
+    def _observe_any_chunk(self, chunk: Any) -> None:
         info = self.info
         info.output_chunks += 1
         choices = items(get(chunk, "choices"))
