@@ -19,6 +19,7 @@ from spendfuse.errors import (
 from spendfuse.instrumentation.instrumentor import instrument, uninstrument
 from spendfuse.runs.run import Run, current_run, run
 from spendfuse.runs.tool import tool
+from spendfuse.runtime import flush
 
 __all__ = [
     "Budget",
@@ -34,6 +35,7 @@ __all__ = [
     "UnpricedModelError",
     "__version__",
     "current_run",
+    "flush",
     "instrument",
     "run",
     "tool",

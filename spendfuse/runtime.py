@@ -7,11 +7,15 @@ half-applied configuration.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.trace import Tracer
+
+from spendfuse._log import log
+from spendfuse.telemetry.emitter import Task, emitter, run_inline
 
 if TYPE_CHECKING:
     from spendfuse.budgets.breaker import Breaker
@@ -29,6 +33,9 @@ class Runtime:
     instruments: Instruments
     breaker: Breaker
     prices: PriceBook
+    emit: Callable[[Task], None]  # the emitter's submit, or run_inline with background_telemetry off
+    tracer_provider: Any = None  # as given to instrument(); None means the global one
+    meter_provider: Any = None
 
 
 _active: Runtime | None = None
@@ -43,6 +50,28 @@ def activate(runtime: Runtime | None) -> Runtime | None:
     global _active
     previous, _active = _active, runtime
     return previous
+
+
+def emit(task: Task) -> None:
+    """Queue a telemetry task behind the calls' spans (run now when nothing is instrumented)."""
+    active = _active
+    (active.emit if active is not None else run_inline)(task)
+
+
+def flush(timeout_millis: int = 5000) -> None:
+    """Emit spendfuse's pending spans and measurements, then flush the OpenTelemetry providers."""
+    emitter.flush()
+    active = _active
+    tracer_provider = active.tracer_provider if active is not None else None
+    meter_provider = active.meter_provider if active is not None else None
+    for provider in (tracer_provider or trace.get_tracer_provider(), meter_provider or metrics.get_meter_provider()):
+        force_flush = getattr(provider, "force_flush", None)
+        if force_flush is None:
+            continue
+        try:
+            force_flush(timeout_millis)
+        except Exception:
+            log.debug("spendfuse: flushing %r failed", provider, exc_info=True)
 
 
 def tracer() -> Tracer:

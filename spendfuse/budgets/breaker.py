@@ -9,6 +9,7 @@ integer: micro-dollars for money.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 
 from spendfuse.budgets import stores
 from spendfuse.budgets.budget import Budget, window_bounds
@@ -29,6 +30,7 @@ from spendfuse.budgets.usage import TokenUsage
 from spendfuse.errors import BudgetExceeded, BudgetStoreUnavailable, UnpricedModelError
 from spendfuse.runs.balance import RUN_LOCK
 from spendfuse.telemetry import names
+from spendfuse.telemetry.callspan import CallSpan
 
 if TYPE_CHECKING:
     from spendfuse.config.settings import Settings
@@ -42,6 +44,27 @@ MICROS = 1_000_000
 WINDOW_SLACK_SECONDS = 3600
 USER_USAGE_REFRESH_SECONDS = 5.0
 MAX_GAUGE_USERS = 200
+
+
+class _LeaseIds:
+    """Unique lease ids without a system call per call (os.urandom releases the GIL, and another
+    thread may keep it for milliseconds): 128 random bits per process, then a counter. A forked
+    child draws its own bits, so parent and child never share an id."""
+
+    def __init__(self) -> None:
+        self._reseed()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._prefix = os.urandom(16).hex()
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):x}"
+
+
+_lease_ids = _LeaseIds()
 
 
 @dataclass(slots=True)
@@ -145,7 +168,7 @@ class Breaker:
 
     # -- admission -----------------------------------------------------------------------------
 
-    def admit(self, request: CallRequest, the_run: Run | None, span: Span | None) -> Admission:
+    def admit(self, request: CallRequest, the_run: Run | None, span: CallSpan | None) -> Admission:
         """Reserve the call's worst case or raise. Raises only deliberate spendfuse errors."""
         now = time.time()
         chain: tuple[Run, ...] = the_run.chain if the_run is not None else ()
@@ -252,7 +275,7 @@ class Breaker:
         return _UserScope(user_id, key, budget, window_end, limits)
 
     def _check_run_clock_and_loops(
-        self, request: CallRequest, the_run: Run | None, chain: tuple[Run, ...], span: Span | None
+        self, request: CallRequest, the_run: Run | None, chain: tuple[Run, ...], span: CallSpan | None
     ) -> None:
         for scope_run in chain:
             budget = scope_run.budget
@@ -279,7 +302,7 @@ class Breaker:
         denied: _Denied,
         request: CallRequest,
         the_run: Run | None,
-        span: Span | None,
+        span: CallSpan | None,
         *,
         limit_value: float,
         spent: float,
@@ -350,7 +373,7 @@ class Breaker:
     def _reserve_user(
         self, admission: Admission, user: _UserScope, now: float, *, check: bool
     ) -> _Denied | None:
-        lease_id = os.urandom(16).hex()  # uuid4's 128 random bits without building a UUID object
+        lease_id = _lease_ids.next()
         request = stores.ScopeRequest(
             key=user.key,
             limits=user.limits if check else {},
@@ -482,7 +505,7 @@ class Breaker:
             window_resets_at=denied.window_end,
         )
 
-    def _approve(self, error: BudgetExceeded, span: Span | None) -> bool:
+    def _approve(self, error: BudgetExceeded, span: CallSpan | None) -> bool:
         hook = self.settings.on_exceeded
         if hook is None:
             return False
@@ -496,7 +519,7 @@ class Breaker:
             span.add_event(names.EVENT_BREAKER_APPROVED, _trip_attributes(error))
         return approved
 
-    def _trip(self, error: BudgetExceeded, request: CallRequest, the_run: Run | None, span: Span | None) -> None:
+    def _trip(self, error: BudgetExceeded, request: CallRequest, the_run: Run | None, span: CallSpan | None) -> None:
         if the_run is not None:
             # The run whose own budget refused the call trips, and every run between it and the
             # caller: a parent whose budget stopped a child must not end "completed".
@@ -531,7 +554,7 @@ class Breaker:
         chain: tuple[Run, ...],
         user: _UserScope | None,
         now: float,
-        span: Span | None,
+        span: CallSpan | None,
         request: CallRequest,
     ) -> None:
         warn_at = self.settings.warn_at
@@ -572,7 +595,7 @@ class Breaker:
         metric: str,
         used: int,
         limit: int,
-        span: Span | None,
+        span: CallSpan | None,
         request: CallRequest,
     ) -> None:
         marker = (scope_key, metric)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 
 from spendfuse._log import log_internal_error
 from spendfuse.budgets.breaker import Admission, CallRequest
@@ -27,6 +27,7 @@ from spendfuse.instrumentation.streams import watch_raw_response, watch_stream
 from spendfuse.runs.run import Run, current_run
 from spendfuse.runtime import Runtime
 from spendfuse.telemetry import names
+from spendfuse.telemetry.callspan import CallSpan, Measurement
 
 DELIBERATE = (BudgetExceeded, UnpricedModelError, BudgetStoreUnavailable)
 CONTENT_LIMIT = 16_384  # characters of captured message content per attribute
@@ -122,7 +123,7 @@ def _start_span(
     stream: bool,
     the_run: Run | None,
     body: Mapping[str, Any],
-) -> Span:
+) -> CallSpan:
     attributes: dict[str, Any] = {
         names.GEN_AI_OPERATION_NAME: names.OPERATION_CHAT,
         names.GEN_AI_PROVIDER_NAME: provider.name,
@@ -149,9 +150,7 @@ def _start_span(
         if system:
             attributes[names.GEN_AI_SYSTEM_INSTRUCTIONS] = _jsonable(system)
         attributes[names.GEN_AI_INPUT_MESSAGES] = _jsonable(body.get("messages") or body.get("input"))
-    return runtime.tracer.start_span(
-        f"{names.OPERATION_CHAT} {request.model}", kind=SpanKind.CLIENT, attributes=attributes
-    )
+    return CallSpan(runtime.tracer, runtime.emit, f"{names.OPERATION_CHAT} {request.model}", attributes)
 
 
 class ModelCall:
@@ -180,7 +179,7 @@ class ModelCall:
         api: str,
         request: RequestInfo,
         body: Mapping[str, Any],
-        span: Span,
+        span: CallSpan,
         the_run: Run | None,
         stream: bool,
     ) -> None:
@@ -353,8 +352,8 @@ class ModelCall:
         if error is not None:
             span.set_attribute(names.ERROR_TYPE, type(error).__qualname__)
             span.set_status(Status(StatusCode.ERROR, str(error)[:200]))
+        self._add_metrics(span.measurements, info, usage, cost, error)
         span.end()
-        self._record_metrics(info, usage, cost, error)
 
     def _usage(self, info: ResponseInfo | None, complete: bool, reason: str) -> tuple[TokenUsage | None, bool]:
         """Reported usage, or an estimate of what was received when the provider sent none."""
@@ -398,8 +397,13 @@ class ModelCall:
         if memo is not None and usage is not None and not estimated:
             memo.remember(self.api, self.body, usage.input_tokens)
 
-    def _record_metrics(
-        self, info: ResponseInfo | None, usage: TokenUsage | None, cost: int | None, error: BaseException | None
+    def _add_metrics(
+        self,
+        measurements: list[Measurement],
+        info: ResponseInfo | None,
+        usage: TokenUsage | None,
+        cost: int | None,
+        error: BaseException | None,
     ) -> None:
         instruments = self.runtime.instruments
         attributes: dict[str, Any] = {
@@ -413,12 +417,14 @@ class ModelCall:
         duration_attributes = attributes
         if error is not None:
             duration_attributes = {**attributes, names.ERROR_TYPE: type(error).__qualname__}
-        instruments.duration.record(now - self.started, duration_attributes)
+        add = measurements.append
+        add((instruments.duration.record, now - self.started, duration_attributes))
         if self._first_chunk_at is not None:
-            instruments.time_to_first_chunk.record(self._first_chunk_at - self.started, attributes)
+            add((instruments.time_to_first_chunk.record, self._first_chunk_at - self.started, attributes))
         if usage is not None:
-            instruments.token_usage.record(usage.input_tokens, {**attributes, names.GEN_AI_TOKEN_TYPE: "input"})
-            instruments.token_usage.record(usage.output_tokens, {**attributes, names.GEN_AI_TOKEN_TYPE: "output"})
+            token_usage = instruments.token_usage.record
+            add((token_usage, usage.input_tokens, {**attributes, names.GEN_AI_TOKEN_TYPE: "input"}))
+            add((token_usage, usage.output_tokens, {**attributes, names.GEN_AI_TOKEN_TYPE: "output"}))
         if cost:
             cost_attributes = {
                 names.GEN_AI_PROVIDER_NAME: self.provider.name,
@@ -427,4 +433,4 @@ class ModelCall:
             the_run = self.run
             if self.runtime.settings.metric_user_attribute and the_run is not None and the_run.user_id:
                 cost_attributes[names.USER_ID] = the_run.user_id
-            instruments.cost.add(cost / 1_000_000, cost_attributes)
+            add((instruments.cost.add, cost / 1_000_000, cost_attributes))

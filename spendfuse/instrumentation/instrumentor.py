@@ -30,6 +30,7 @@ from spendfuse.instrumentation import anthropic as anthropic_provider
 from spendfuse.instrumentation import openai as openai_provider
 from spendfuse.instrumentation.call import Provider
 from spendfuse.instrumentation.wrappers import async_wrapper, sync_wrapper
+from spendfuse.telemetry.emitter import emitter, hook_provider_flushes, run_inline
 from spendfuse.telemetry.instruments import Instruments
 from spendfuse.telemetry.stamping import RunStampingProcessor
 
@@ -133,7 +134,9 @@ def build_runtime(settings: Settings, tracer_provider: Any = None, meter_provide
     tracer = trace.get_tracer("spendfuse", __version__, tracer_provider=tracer_provider)
     breaker = Breaker(settings, prices, instruments, store)
     _stamp_runs(tracer_provider)
-    return runtime.Runtime(settings, tracer, instruments, breaker, prices)
+    hook_provider_flushes()
+    emit = emitter.submit if settings.background_telemetry else run_inline
+    return runtime.Runtime(settings, tracer, instruments, breaker, prices, emit, tracer_provider, meter_provider)
 
 
 class SpendfuseInstrumentor(BaseInstrumentor):  # type: ignore[misc]

@@ -252,10 +252,7 @@ class run:
                 otel_context.detach(otel_token)  # type: ignore[arg-type]
         active = runtime.current()
         if active is not None:
-            try:
-                active.instruments.runs.add(1, {names.METRIC_ATTR_OUTCOME: outcome})
-            except Exception:
-                log.debug("spendfuse: could not count the run", exc_info=True)
+            runtime.emit(functools.partial(active.instruments.runs.add, 1, {names.METRIC_ATTR_OUTCOME: outcome}))
 
 
 def _end_run_span(the_run: Run, outcome: str, exc: BaseException | None) -> None:
@@ -286,4 +283,5 @@ def _end_run_span(the_run: Run, outcome: str, exc: BaseException | None) -> None
         span.set_status(Status(StatusCode.ERROR, "budget breaker tripped"))
         if tripped is not None:
             span.set_attribute(names.ERROR_TYPE, type(tripped).__qualname__)
-    span.end()
+    # Behind the run's call spans in the emitter's queue, so processors see the run end last.
+    runtime.emit(functools.partial(span.end, time.time_ns()))

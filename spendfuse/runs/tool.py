@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast, overload
@@ -28,13 +29,17 @@ def _tool_span(name: str) -> Iterator[Span]:
             names.GEN_AI_TOOL_TYPE: "function",
         },
     )
-    with trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
-        try:
-            yield span
-        except BaseException as exc:
-            span.set_attribute(names.ERROR_TYPE, type(exc).__qualname__)
-            span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
-            raise
+    try:
+        with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+            try:
+                yield span
+            except BaseException as exc:
+                span.set_attribute(names.ERROR_TYPE, type(exc).__qualname__)
+                span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+                raise
+    finally:
+        # Behind the call spans that asked for the tool in the emitter's queue: ended in order.
+        runtime.emit(functools.partial(span.end, time.time_ns()))
 
 
 def _decorate(fn: F, name: str) -> F:

@@ -16,6 +16,8 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
+from spendfuse import runtime
+
 log = logging.getLogger("spendfuse")
 
 ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT",)
@@ -96,16 +98,5 @@ def configure_from_env(environ: Mapping[str, str] | None = None) -> Providers:
 
 
 def flush_at_exit() -> None:
-    """Flush whatever SDK providers are global at exit (ours or the application's)."""
-    atexit.register(flush_now)
-
-
-def flush_now(timeout_millis: int = 5000) -> None:
-    for provider in (trace.get_tracer_provider(), metrics.get_meter_provider()):
-        flush = getattr(provider, "force_flush", None)
-        if flush is None:
-            continue
-        try:
-            flush(timeout_millis)
-        except Exception:
-            log.debug("spendfuse: flushing telemetry at exit failed", exc_info=True)
+    """Flush spendfuse's pending telemetry and the SDK providers at exit (ours or the application's)."""
+    atexit.register(runtime.flush)

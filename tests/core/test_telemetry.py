@@ -23,9 +23,9 @@ USAGE = FakeUsage(input_tokens=1000, output_tokens=200)
 
 def _all_text(telemetry: Any) -> str:
     chunks = []
-    for span in telemetry.exporter.get_finished_spans():
+    for span in telemetry.spans():
         chunks.append(span.to_json())
-    data = telemetry.reader.get_metrics_data()
+    data = telemetry.metrics_data()
     chunks.append(data.to_json() if data is not None else "")
     return "\n".join(chunks)
 
@@ -53,7 +53,7 @@ def test_run_span_tool_span_and_foreign_spans_share_the_run(instrument: Any, tel
     assert run_span.kind.name == "INTERNAL"
     assert run_span.attributes["gen_ai.operation.name"] == "invoke_agent"
     assert run.trace_id == format(run_span.context.trace_id, "032x")
-    spans = telemetry.exporter.get_finished_spans()
+    spans = telemetry.spans()
     assert {s.name for s in spans} == {
         "invoke_agent support", f"chat {SONNET}", "execute_tool lookup", "execute_tool search", "GET /weather"
     }
@@ -143,7 +143,7 @@ def test_genai_metrics_use_semconv_names_units_and_buckets(instrument: Any, tele
         list(fake.openai_client().chat.completions.create(
             model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
         ))
-    data = telemetry.reader.get_metrics_data()
+    data = telemetry.metrics_data()
     metrics = {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
     tokens = metrics["gen_ai.client.token.usage"]
     assert tokens.unit == "{token}"
@@ -261,7 +261,7 @@ def test_anthropic_builtin_tracing_is_not_double_counted(instrument: Any, teleme
     fake = FakeProvider(usage=USAGE)
     trace.set_tracer_provider(telemetry.tracer_provider)
     fake.anthropic_client().messages.create(model=SONNET, max_tokens=64, messages=MESSAGES)
-    counted = [s for s in telemetry.exporter.get_finished_spans()
+    counted = [s for s in telemetry.spans()
                if (s.attributes or {}).get("gen_ai.usage.output_tokens") is not None]
     assert len(counted) == 1
 

@@ -107,7 +107,7 @@ def test_breaker_budgets_each_user_alone(
     assert active is not None
     for user in (first, second):
         active.breaker.store.reset(f"user/lifetime/{user}")
-    telemetry.exporter.clear()
+    telemetry.clear_spans()
     fake = FakeProvider(usage=FakeUsage(10, 5))
     client = fake.anthropic_client()
 

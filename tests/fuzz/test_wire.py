@@ -123,7 +123,7 @@ def compare(wire_call: Callable[[], Any], telemetry: Any) -> tuple[Outcome, spen
     bare = outcome(wire_call)
     spendfuse.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider,
                          warn_at=None)  # fmt: skip
-    telemetry.exporter.clear()
+    telemetry.clear_spans()
     with spendfuse.run("fuzz", budget=spendfuse.Budget(usd=100)) as run:
         instrumented = outcome(wire_call)
     assert instrumented == bare

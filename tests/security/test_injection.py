@@ -175,6 +175,7 @@ def test_ledger_keeps_hostile_run_ids_as_data(tmp_path: Path, telemetry: Any, in
     instrument()
     calls = calls_for(HOSTILE[:-2])  # run ids "run <hostile>"
     spend_per_user(calls)
+    telemetry.tracer_provider.force_flush()  # spendfuse's pending spans first, then the processors
     exporter.shutdown()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]

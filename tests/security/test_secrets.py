@@ -60,7 +60,7 @@ class Collected:
 
     def spans(self, telemetry: Any) -> str:
         parts = []
-        for span in telemetry.exporter.get_finished_spans():
+        for span in telemetry.spans():
             parts += [span.name, repr(dict(span.attributes or {})), str(span.status.description)]
             for event in span.events:
                 parts += [event.name, repr(dict(event.attributes or {}))]
@@ -69,7 +69,7 @@ class Collected:
         return "\n".join(parts)
 
     def metrics(self, telemetry: Any) -> str:
-        data = telemetry.reader.get_metrics_data()
+        data = telemetry.metrics_data()
         parts = []
         for resource_metrics in data.resource_metrics if data else ():
             for scope_metrics in resource_metrics.scope_metrics:
