@@ -46,6 +46,7 @@ from overhead_common import (  # noqa: E402
 )
 
 BIG = 10**12  # limits that never bind: the benchmark measures admission, not refusal
+LONG_STREAM_FACTOR = 6  # the chunk task's longer stream repeats the recorded middle this many times
 
 
 # -- modes ---------------------------------------------------------------------------------------
@@ -438,33 +439,47 @@ def task_chunks(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         from spendfuse.instrumentation import anthropic as anthropic_provider
         from spendfuse.instrumentation import openai as openai_provider
-        from spendfuse.instrumentation.streams import watch_stream
+        from spendfuse.instrumentation.streams import watch_stream  # noqa: F401  (present, or say so)
     except ImportError as exc:
         return {"error": f"spendfuse internals moved: {exc}"}
     result: dict[str, Any] = {}
     for name, module, api in (("anthropic", anthropic_provider, "messages"), ("openai", openai_provider, "chat")):
         events = _record_events(name)
+        # The same stream with its middle (text deltas) repeated: the difference between the two
+        # splits the cost into a per-event part and a per-stream part (setup, first and last events).
+        longer = events[:3] + events[3:-3] * LONG_STREAM_FACTOR + events[-3:]
         repeat = spec["repeat"]
-        bare: list[float] = []
-        watched: list[float] = []
+        samples: dict[str, list[float]] = {"bare_ns": [], "watched_ns": [], "long_bare_ns": [], "long_watched_ns": []}
+
         try:
             for _ in range(spec["rounds"]):
-                start = time.perf_counter_ns()
-                for _ in range(repeat):
-                    for _event in _Recorded(events):
-                        pass
-                middle = time.perf_counter_ns()
-                for _ in range(repeat):
-                    stub: Any = _StubCall(module, api)  # duck-typed: the part of a ModelCall it reads
-                    for _event in watch_stream(_Recorded(events), stub):
-                        pass
-                end = time.perf_counter_ns()
-                bare.append((middle - start) / (repeat * len(events)))
-                watched.append((end - middle) / (repeat * len(events)))
+                for key, stream_events, stub_call in (
+                    ("bare_ns", events, None),
+                    ("watched_ns", events, (module, api)),
+                    ("long_bare_ns", longer, None),
+                    ("long_watched_ns", longer, (module, api)),
+                ):
+                    samples[key].append(_time_streams(stream_events, stub_call, repeat) / len(stream_events))
         except Exception as exc:  # an internal API that changed shape
             return {"error": f"{type(exc).__name__}: {exc}"}
-        result[name] = {"events": len(events), "bare_ns": bare, "watched_ns": watched}
+        result[name] = {"events": len(events), "long_events": len(longer), **samples}
     return result
+
+
+def _time_streams(events: list[Any], stub_call: tuple[Any, str] | None, repeat: int) -> float:
+    """Nanoseconds per stream: ``repeat`` streams of ``events``, bare or through ``watch_stream``."""
+    from spendfuse.instrumentation.streams import watch_stream
+
+    start = time.perf_counter_ns()
+    for _ in range(repeat):
+        if stub_call is None:
+            for _event in _Recorded(events):
+                pass
+        else:
+            stub: Any = _StubCall(*stub_call)  # duck-typed: the part of a ModelCall it reads
+            for _event in watch_stream(_Recorded(events), stub):
+                pass
+    return (time.perf_counter_ns() - start) / repeat
 
 
 def _record_events(provider: str) -> list[Any]:

@@ -27,7 +27,8 @@ from spendfuse.instrumentation.streams import watch_raw_response, watch_stream
 from spendfuse.runs.run import Run, current_run
 from spendfuse.runtime import Runtime
 from spendfuse.telemetry import names
-from spendfuse.telemetry.callspan import CallSpan, Measurement
+from spendfuse.telemetry.callspan import CallSpan
+from spendfuse.telemetry.instruments import CallMeasurements
 
 DELIBERATE = (BudgetExceeded, UnpricedModelError, BudgetStoreUnavailable)
 CONTENT_LIMIT = 16_384  # characters of captured message content per attribute
@@ -52,10 +53,23 @@ def estimate_output_tokens(info: ResponseInfo) -> int:
     return max(info.output_chunks, (info.output_chars + 2) // 3)
 
 
+_servers: dict[int, tuple[Any, str | None, int | None]] = {}  # id(base_url) -> (base_url, host, port)
+
+
 def _server(instance: Any) -> tuple[str | None, int | None]:
+    # A client's base URL rarely changes, and reading host and port from an httpx URL re-derives
+    # them on every access: remember them per URL object (the object itself is kept and compared,
+    # so a recycled id cannot alias).
     try:
         url = instance.base_url
-        return url.host, url.port
+        cached = _servers.get(id(url))
+        if cached is not None and cached[0] is url:
+            return cached[1], cached[2]
+        host, port = url.host, url.port
+        if len(_servers) >= 64:
+            _servers.clear()
+        _servers[id(url)] = (url, host, port)
+        return host, port
     except Exception:
         return None, None
 
@@ -352,7 +366,7 @@ class ModelCall:
         if error is not None:
             span.set_attribute(names.ERROR_TYPE, type(error).__qualname__)
             span.set_status(Status(StatusCode.ERROR, str(error)[:200]))
-        self._add_metrics(span.measurements, info, usage, cost, error)
+        span.then = self._measurements(info, usage, cost, error).record
         span.end()
 
     def _usage(self, info: ResponseInfo | None, complete: bool, reason: str) -> tuple[TokenUsage | None, bool]:
@@ -397,40 +411,24 @@ class ModelCall:
         if memo is not None and usage is not None and not estimated:
             memo.remember(self.api, self.body, usage.input_tokens)
 
-    def _add_metrics(
-        self,
-        measurements: list[Measurement],
-        info: ResponseInfo | None,
-        usage: TokenUsage | None,
-        cost: int | None,
-        error: BaseException | None,
-    ) -> None:
-        instruments = self.runtime.instruments
-        attributes: dict[str, Any] = {
-            names.GEN_AI_OPERATION_NAME: names.OPERATION_CHAT,
-            names.GEN_AI_PROVIDER_NAME: self.provider.name,
-            names.GEN_AI_REQUEST_MODEL: self.request.model,
-        }
-        if info is not None and info.response_model:
-            attributes[names.GEN_AI_RESPONSE_MODEL] = str(info.response_model)
-        now = time.perf_counter()
-        duration_attributes = attributes
-        if error is not None:
-            duration_attributes = {**attributes, names.ERROR_TYPE: type(error).__qualname__}
-        add = measurements.append
-        add((instruments.duration.record, now - self.started, duration_attributes))
-        if self._first_chunk_at is not None:
-            add((instruments.time_to_first_chunk.record, self._first_chunk_at - self.started, attributes))
-        if usage is not None:
-            token_usage = instruments.token_usage.record
-            add((token_usage, usage.input_tokens, {**attributes, names.GEN_AI_TOKEN_TYPE: "input"}))
-            add((token_usage, usage.output_tokens, {**attributes, names.GEN_AI_TOKEN_TYPE: "output"}))
-        if cost:
-            cost_attributes = {
-                names.GEN_AI_PROVIDER_NAME: self.provider.name,
-                names.GEN_AI_REQUEST_MODEL: self.request.model,
-            }
-            the_run = self.run
-            if self.runtime.settings.metric_user_attribute and the_run is not None and the_run.user_id:
-                cost_attributes[names.USER_ID] = the_run.user_id
-            add((instruments.cost.add, cost / 1_000_000, cost_attributes))
+    def _measurements(
+        self, info: ResponseInfo | None, usage: TokenUsage | None, cost: int | None, error: BaseException | None
+    ) -> CallMeasurements:
+        first_chunk_at, started, the_run = self._first_chunk_at, self.started, self.run
+        runtime = self.runtime
+        user_id = None
+        if runtime.settings.metric_user_attribute and the_run is not None:
+            user_id = the_run.user_id
+        return CallMeasurements(
+            instruments=runtime.instruments,
+            provider=self.provider.name,
+            request_model=self.request.model,
+            response_model=str(info.response_model) if info is not None and info.response_model else None,
+            duration=time.perf_counter() - started,
+            time_to_first_chunk=None if first_chunk_at is None else first_chunk_at - started,
+            input_tokens=usage.input_tokens if usage is not None else None,
+            output_tokens=usage.output_tokens if usage is not None else None,
+            cost_usd=cost / 1_000_000 if cost else 0.0,
+            error_type=type(error).__qualname__ if error is not None else None,
+            user_id=user_id,
+        )

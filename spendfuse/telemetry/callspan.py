@@ -18,12 +18,11 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind, Status, Tracer
 
 Submit = Callable[[Callable[[], None]], None]
-Measurement = tuple[Callable[[float, Mapping[str, Any]], None], float, Mapping[str, Any]]
 
 
 class CallSpan:
-    __slots__ = ("_submit", "_tracer", "attributes", "end_ns", "events", "measurements", "name", "parent",
-                 "start_ns", "status")
+    __slots__ = ("_submit", "_tracer", "attributes", "end_ns", "events", "name", "parent", "start_ns", "status",
+                 "then")
 
     def __init__(self, tracer: Tracer, submit: Submit, name: str, attributes: dict[str, Any]) -> None:
         self._tracer = tracer
@@ -35,7 +34,7 @@ class CallSpan:
         self.end_ns: int | None = None
         self.events: list[tuple[str, Mapping[str, Any] | None, int]] = []
         self.status: Status | None = None
-        self.measurements: list[Measurement] = []
+        self.then: Callable[[], None] | None = None  # runs right after the span is built (the metrics)
 
     def set_attribute(self, key: str, value: Any) -> None:
         self.attributes[key] = value
@@ -47,7 +46,7 @@ class CallSpan:
         self.status = status
 
     def end(self) -> None:
-        """Hand the span (and the measurements added so far) to the emitter; once only."""
+        """Hand the span (and ``then``) to the emitter; once only."""
         if self.end_ns is not None:
             return
         self.end_ns = time.time_ns()
@@ -63,5 +62,5 @@ class CallSpan:
         if self.status is not None:
             span.set_status(self.status)
         span.end(end_time=self.end_ns)
-        for record, value, attributes in self.measurements:
-            record(value, attributes)
+        if self.then is not None:
+            self.then()
