@@ -15,7 +15,8 @@ RESET_EVERY = 1000
 
 PROVIDERS = ("anthropic", "openai")
 SHAPES = ("json", "stream")
-TRANSPORTS = ("mock", "loopback")
+TRANSPORTS = ("mock", "loopback", "remote")
+REMOTE_THINK_MS = 20  # "remote": the loopback server waits this long before answering, as a provider would
 MODES = ("raw", "telemetry", "budget-memory", "budget-sqlite", "budget-redis")
 
 

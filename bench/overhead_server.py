@@ -1,6 +1,6 @@
 """The loopback fake provider of ``bench_overhead.py``, in its own process.
 
-    python bench/overhead_server.py      # prints the port, serves until stdin closes
+    python bench/overhead_server.py [DELAY_MS]   # prints the port, serves until stdin closes
 
 A separate process keeps the server's CPU time and GIL out of the measuring process: the client
 pays for a real socket round trip, as with a remote API, and nothing else.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import socketserver
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,13 @@ def main() -> None:
     socketserver.StreamRequestHandler.disable_nagle_algorithm = True
     lock = threading.Lock()
     served = 0
+    delay = float(sys.argv[1]) / 1000 if len(sys.argv) > 1 else 0.0  # milliseconds before each reply
     provider: FakeProvider
 
     def respond(record: Any) -> Any:
         nonlocal served
+        if delay:
+            time.sleep(delay)  # a provider's think time: the client waits on its socket meanwhile
         with lock:
             served += 1
             forget = served % RESET_EVERY == 0

@@ -157,6 +157,11 @@ class Target:
     reset: Callable[[], None]
 
 
+def case_port(case: Case, spec: dict[str, Any]) -> int | None:
+    """The fake server a case talks to: the instant one, or the one with a provider's think time."""
+    return spec.get("remote_port") if case.transport == "remote" else spec.get("port")
+
+
 def _sdk_clients(case: Case, port: int | None) -> tuple[Any, Callable[[], None]]:
     if case.transport == "mock":
         from spendfuse.testing import FakeProvider
@@ -254,19 +259,22 @@ def task_calls(spec: dict[str, Any]) -> dict[str, Any]:
     with mode.context:
         for case in cases:
             marks: list[int] = []
-            target = make_target(case, spec.get("port"), marks)
-            chunk_count = count_chunks(case, spec.get("port")) if case.shape == "stream" else 0
+            port = case_port(case, spec)
+            target = make_target(case, port, marks)
+            chunk_count = count_chunks(case, port) if case.shape == "stream" else 0
             for index in range(spec["warmup"]):
                 if paired and index == spec["warmup"] // 2:
                     mode.switch(False)  # warm the raw path too
                 target.call()
             target.reset()
             sides: dict[str, dict[str, list[int]]] = {
-                side: {"ns": [], "cpu_ns": [], "block_cpu_ns": [], "mid_ns": [], "tail_ns": [], "gap_ns": []}
+                side: {"ns": [], "cpu_ns": [], "block_cpu_ns": [], "leftover_ns": [], "mid_ns": [], "tail_ns": [],
+                       "gap_ns": []}
                 for side in (("instrumented", "raw") if paired else ("raw",))
             }
             block = spec["block"][case.shape]
-            blocks = max(1, spec["calls"][case.shape] // block)
+            calls = spec["remote_calls" if case.transport == "remote" else "calls"][case.shape]
+            blocks = max(1, calls // block)
             schedule = [number % 4 in (0, 3) for number in range(2 * blocks)] if paired else [False] * blocks
             done = 0
             for on in schedule:
@@ -296,8 +304,12 @@ def task_calls(spec: dict[str, Any]) -> dict[str, Any]:
                     if done % RESET_EVERY == 0:
                         target.reset()
                 # The whole block's CPU per call, the telemetry thread's included, and whatever the
-                # block left for it to do: what the calls cost the process, wherever it ran.
+                # block left for it to do: what the calls cost the process, wherever it ran. The
+                # wall time of that leftover is charged to the block's calls too (conservative: in
+                # a longer run the thread would have done part of it while callers waited on I/O).
+                leftover_start = clock()
                 flush_pending()
+                record["leftover_ns"].append((clock() - leftover_start) // block)
                 record["block_cpu_ns"].append((cpu_clock() - block_cpu_start) // block)
             if paired:
                 mode.switch(True)

@@ -33,7 +33,8 @@ from spendfuse._log import log_internal_error
 Task = Callable[[], None]
 
 MAX_PENDING = 256  # tasks queued before callers help (~20 ms of the thread's work, ~0.5 MB)
-BATCH_DELAY = 0.01  # seconds the thread lets tasks gather after a wake-up
+BATCH_DELAY = 0.005  # seconds the thread lets tasks gather after a wake-up
+YIELD_EVERY = 0.001  # seconds of work after which the thread offers the GIL back
 THREAD_NAME = "spendfuse-telemetry"
 
 
@@ -88,8 +89,9 @@ class Emitter:
 
     def _loop(self) -> None:
         # Woken once per batch, not per task: a wake-up costs both threads system calls and a
-        # GIL hand-over, more than the task itself. Between tasks the thread gives the GIL back,
-        # so a caller whose response has arrived waits for one task at most, not a whole batch.
+        # GIL hand-over, more than the task itself. Every millisecond of work the thread offers
+        # the GIL back, so a caller whose response has arrived waits about that long at most
+        # (the interpreter's own switch interval is 5 ms), without a hand-over per task.
         wakeup = self._wakeup
         while True:
             self._idle = True
@@ -98,8 +100,11 @@ class Emitter:
             wakeup.clear()
             self._idle = False
             time.sleep(BATCH_DELAY)
+            yield_at = time.perf_counter() + YIELD_EVERY
             while self._run_one():
-                time.sleep(0)
+                if time.perf_counter() >= yield_at:
+                    time.sleep(0)
+                    yield_at = time.perf_counter() + YIELD_EVERY
 
     def _after_fork_in_child(self) -> None:
         # The parent emits its own pending tasks; the child starts empty, with fresh locks (the
