@@ -14,14 +14,16 @@ Modes, each in a fresh process (``overhead_worker.py``):
                  loopback port
 
 Cases: Anthropic Messages and OpenAI Chat Completions, JSON and 50-chunk streams, on the fake
-provider's in-process httpx2 MockTransport (pure CPU: the overhead there is spendfuse's CPU time)
-and on a loopback FakeServer in its own process (a real socket round trip).
+provider's in-process httpx2 MockTransport (pure CPU: the overhead there is spendfuse's CPU time),
+on a loopback FakeServer in its own process (a real socket round trip), and on one that answers
+after a provider's think time (``remote``, REMOTE_THINK_MS).
 
 Method. Each round runs every mode once, the mode order rotated from round to round, so slow
-phases of a shared machine hit all modes alike. Per process and case: warm-up calls, then timed
-calls (wall clock and process CPU time). Per round the median and p99 of each mode are taken and
-the overhead is the round's mode median minus the same round's raw median; the tables show the
-median over rounds (with the range across rounds), the ratio likewise. Per stream chunk: the
+phases of a shared machine hit all modes alike. Per process and case: warm-up calls, then ABBA
+blocks of instrumented and raw calls (wall clock and process CPU time); the overhead is the
+instrumented median minus the raw median of the same process, plus the time each block's
+leftover telemetry took to emit, per call. The tables show the median over rounds (with the range
+across rounds), the ratio likewise. Per stream chunk: the
 stream overhead minus the JSON overhead, divided by the chunks (``derived``), and directly, from
 the time between the first and the last event of each stream (``mid-stream``).
 
