@@ -60,7 +60,7 @@ def emit(task: Task) -> None:
 
 def flush(timeout_millis: int = 5000) -> None:
     """Emit spendfuse's pending spans and measurements, then flush the OpenTelemetry providers."""
-    emitter.flush()
+    emitter.flush(timeout_millis / 1000)
     active = _active
     tracer_provider = active.tracer_provider if active is not None else None
     meter_provider = active.meter_provider if active is not None else None

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import spendfuse
-from spendfuse.telemetry.emitter import MAX_PENDING, THREAD_NAME, Emitter, emitter
+from spendfuse.telemetry.emitter import FLUSH_TIMEOUT, MAX_PENDING, THREAD_NAME, Emitter, emitter
 from spendfuse.testing import FakeProvider, FakeUsage
 
 SONNET = "claude-sonnet-4-5"
@@ -63,15 +64,31 @@ def test_a_full_queue_makes_callers_help_in_order_and_loses_nothing() -> None:
     queue = Emitter()
     _started, release = _blocked(queue)
     seen: list[int] = []
-    total = MAX_PENDING + 40
-    for number in range(total):
+    for number in range(MAX_PENDING):
         queue.submit(lambda number=number: seen.append(number))
-    # The thread is stuck: the 40 tasks beyond the bound ran on this thread, oldest first.
-    assert seen == list(range(40))
-    assert len(queue._pending) == MAX_PENDING
-    release.set()
-    queue.flush()
-    assert seen == list(range(total))
+    assert len(queue._pending) == MAX_PENDING and seen == []
+    # Full: the next caller waits for the task the thread is stuck in (as it would have waited for
+    # a synchronous exporter without us), then runs the oldest pending task before queueing its own.
+    threading.Timer(0.2, release.set).start()
+    total = MAX_PENDING + 40
+    for number in range(MAX_PENDING, total):
+        queue.submit(lambda number=number: seen.append(number))
+        assert len(queue._pending) <= MAX_PENDING
+    assert queue.flush(timeout=10)
+    assert seen == list(range(total))  # every task once, in submission order, whoever ran it
+
+
+def test_flush_with_a_timeout_gives_up_on_a_stuck_task() -> None:
+    queue = Emitter()
+    _started, release = _blocked(queue)
+    queue.submit(lambda: None)
+    try:
+        assert queue.flush(timeout=0.2) is False
+        assert len(queue._pending) == 1
+    finally:
+        release.set()
+    assert queue.flush(timeout=10) is True
+    assert len(queue._pending) == 0
 
 
 def test_a_failing_task_is_logged_and_the_next_ones_still_run(caplog: pytest.LogCaptureFixture) -> None:
@@ -172,7 +189,7 @@ def test_a_forked_child_does_not_emit_its_parents_pending_tasks() -> None:
 
 
 EXIT_SCRIPT = """
-import threading, time
+import sys, threading, time
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 import spendfuse
@@ -185,11 +202,12 @@ class Printer(SpanExporter):
             print("exported", span.name, flush=True)
         return SpanExportResult.SUCCESS
 
+HOLD = float(sys.argv[1])
 provider = TracerProvider()  # registers its own shutdown with atexit
 provider.add_span_processor(SimpleSpanProcessor(Printer()))
 spendfuse.instrument(tracer_provider=provider, warn_at=None)
 started = threading.Event()
-emitter.submit(lambda: (started.set(), time.sleep(0.5)))  # the thread is busy as the script ends
+emitter.submit(lambda: (started.set(), time.sleep(HOLD)))  # the thread is busy as the script ends
 started.wait(5)
 FakeProvider(usage=FakeUsage(10, 5)).anthropic_client().messages.create(
     model="claude-sonnet-4-5", max_tokens=64, messages=[{"role": "user", "content": "hi"}])
@@ -198,6 +216,16 @@ print("main done", flush=True)
 
 
 def test_pending_spans_are_emitted_at_interpreter_exit_before_the_providers_shut_down() -> None:
-    done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], capture_output=True, text=True, timeout=60)
+    # The thread is still busy for 3 s when the script ends: the exit waits for it, then emits.
+    done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, "3"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["main done", f"exported chat {SONNET}"]
+
+
+def test_a_stuck_telemetry_thread_does_not_keep_the_process_alive_at_exit() -> None:
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, "600"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < FLUSH_TIMEOUT + 30
+    assert done.stdout.splitlines() == ["main done"]
+    assert "telemetry still pending" in done.stderr
