@@ -15,7 +15,8 @@ order holds, and the cost lands where it would have without the thread. ``flush(
 everything pending on the calling thread. It runs before every ``force_flush()`` and
 ``shutdown()`` of an SDK tracer or meter provider (``hook_provider_flushes``), so code that
 flushes its providers, as short scripts and test suites do, still sees every span; and at
-interpreter exit, before ``atexit`` handlers run.
+interpreter exit, before ``atexit`` handlers run. Those two wait ``FLUSH_TIMEOUT`` at most for a
+task the thread is stuck in: a hung exporter must not keep a process from exiting.
 """
 from __future__ import annotations
 
