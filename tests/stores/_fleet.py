@@ -19,7 +19,9 @@ def agent_process(
     import spendfuse
     from spendfuse.testing import FakeProvider, Reply
 
-    spendfuse.instrument(store=store_url, store_timeout=5.0, user_budget=budget, warn_at=None)
+    # 4 x 32 agents poll one SQLite write lock, unfairly: on a loaded 2-core machine one of them can
+    # wait past 5 s. The fleet tests admission, so the wait is generous (a refusal would be a false block).
+    spendfuse.instrument(store=store_url, store_timeout=30.0, user_budget=budget, warn_at=None)
     fake = FakeProvider(latency=0.02, responder=lambda _request: Reply.text(REPLY))
     client = fake.anthropic_client()
     refused: list[str] = []
