@@ -252,7 +252,10 @@ class run:
                 otel_context.detach(otel_token)  # type: ignore[arg-type]
         active = runtime.current()
         if active is not None:
-            runtime.emit(functools.partial(active.instruments.runs.add, 1, {names.METRIC_ATTR_OUTCOME: outcome}))
+            try:
+                runtime.emit(functools.partial(active.instruments.runs.add, 1, {names.METRIC_ATTR_OUTCOME: outcome}))
+            except Exception:
+                log.debug("spendfuse: could not count the run", exc_info=True)
 
 
 def _end_run_span(the_run: Run, outcome: str, exc: BaseException | None) -> None:

@@ -13,6 +13,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from spendfuse import runtime
+from spendfuse._log import log_internal_error
 from spendfuse.telemetry import names
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,7 +40,10 @@ def _tool_span(name: str) -> Iterator[Span]:
                 raise
     finally:
         # Behind the call spans that asked for the tool in the emitter's queue: ended in order.
-        runtime.emit(functools.partial(span.end, time.time_ns()))
+        try:
+            runtime.emit(functools.partial(span.end, time.time_ns()))
+        except Exception:
+            log_internal_error("ending a tool span")
 
 
 def _decorate(fn: F, name: str) -> F:

@@ -62,8 +62,9 @@ class Emitter:
             self._run_one()
         pending.append(task)
         if self._idle and not self._wakeup.is_set():
-            if self._thread is None:
-                self._start()
+            if self._thread is None and not self._start():
+                self.flush(FLUSH_TIMEOUT)  # no thread can be had: the caller emits, as without us
+                return
             self._wakeup.set()
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -103,13 +104,18 @@ class Emitter:
         finally:
             self._running.release()
 
-    def _start(self) -> None:
+    def _start(self) -> bool:
         with self._start_lock:
             if self._thread is not None:
-                return
+                return True
             thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
-            thread.start()
+            try:
+                thread.start()
+            except RuntimeError:  # at interpreter shutdown, or out of threads
+                log_internal_error("starting the telemetry thread")
+                return False
             self._thread = thread
+            return True
 
     def _loop(self) -> None:
         # Woken once per batch, not per task: a wake-up costs both threads system calls and a

@@ -91,6 +91,18 @@ def test_flush_with_a_timeout_gives_up_on_a_stuck_task() -> None:
     assert len(queue._pending) == 0
 
 
+def test_without_a_thread_the_caller_emits_its_own_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(_self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    queue = Emitter()
+    seen: list[str] = []
+    queue.submit(lambda: seen.append(threading.current_thread().name))
+    assert seen == [threading.current_thread().name]  # run before submit returned, nothing queued
+    assert len(queue._pending) == 0
+
+
 def test_a_failing_task_is_logged_and_the_next_ones_still_run(caplog: pytest.LogCaptureFixture) -> None:
     queue = Emitter()
     seen: list[str] = []
