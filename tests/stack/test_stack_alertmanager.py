@@ -94,7 +94,7 @@ def test_a_breaker_trip_reaches_the_webhook_receiver(tmp_path: Path) -> None:
     if binary is None:
         sup.missing("the Alertmanager binary (Debian package prometheus-alertmanager)")
         return
-    hook_port, am_port = sup.free_port(), sup.free_port()
+    hook_port, am_port = sup.free_ports(2)
     config = tmp_path / "alertmanager.yml"
     config.write_text(sup.ALERTMANAGER_CONFIG.read_text().replace("http://webhook:8080/", f"http://127.0.0.1:{hook_port}/"))
     with sup.running([sys.executable, str(sup.WEBHOOK_RECEIVER), str(hook_port)], tmp_path / "webhook.log",

@@ -49,7 +49,7 @@ def stack(traffic: sup.Traffic, tmp_path_factory: pytest.TempPathFactory) -> Ite
         sup.missing("the Alertmanager binary (Debian package prometheus-alertmanager)")
         return
     tmp = tmp_path_factory.mktemp("prometheus")
-    prom_port, am_port, hook_port = sup.free_port(), sup.free_port(), sup.free_port()
+    prom_port, am_port, hook_port = sup.free_ports(3)
     am_config = tmp / "alertmanager.yml"
     am_config.write_text(sup.ALERTMANAGER_CONFIG.read_text().replace("http://webhook:8080/",
                                                                       f"http://127.0.0.1:{hook_port}/"))
