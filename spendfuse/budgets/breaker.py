@@ -408,8 +408,7 @@ class Breaker:
             self.instruments.store_errors.add(1, {names.METRIC_ATTR_REASON: "fail_open"})
             if not self._outage_logged:
                 self._outage_logged = True
-                log.warning("spendfuse: %s failed (%s); admitting calls (store_failure=open)",
-                            source or f"budget store {stores.redacted_url(self.settings.store)}", exc)
+                log.warning("spendfuse: %s failed (%s); admitting calls (store_failure=open)", source or store, exc)
             admission.fail_open = True
             return None
         self.instruments.store_errors.add(1, {names.METRIC_ATTR_REASON: reason})

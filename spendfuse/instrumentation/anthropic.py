@@ -129,7 +129,7 @@ class StreamState:
         if type(event) is not dict and getattr(event, "type", None) == "content_block_delta":
             delta = getattr(event, "delta", None)
             text = getattr(delta, "text", None) if type(delta) is not dict else None
-            if text and type(text) is str:
+            if text and type(text) is str:  # ResponseInfo.add_text, inlined
                 info = self.info
                 info.output_chunks += 1
                 info.output_chars += len(text)
@@ -146,9 +146,7 @@ class StreamState:
             info = self.info
             info.output_chunks += 1
             if text and isinstance(text, str):
-                info.output_chars += len(text)
-                if info.output_text is not None:
-                    info.output_text.append(text)
+                info.add_text(text)
             elif self._tool_name is not None:
                 partial = get(delta, "partial_json")
                 if partial and isinstance(partial, str):

@@ -181,7 +181,7 @@ class StreamState:
                     and type(text) is str
                     and getattr(delta, "tool_calls", None) is None
                     and getattr(choice, "finish_reason", None) is None
-                ):
+                ):  # ResponseInfo.add_text, inlined
                     info = self.info
                     info.output_chunks += 1
                     info.output_chars += len(text)
@@ -199,9 +199,7 @@ class StreamState:
             delta = get(choice, "delta")
             text = get(delta, "content")
             if text and isinstance(text, str):
-                info.output_chars += len(text)
-                if info.output_text is not None:
-                    info.output_text.append(text)
+                info.add_text(text)
             calls = items(get(delta, "tool_calls"))
             if calls:
                 self._observe_tool_deltas(calls)
@@ -236,9 +234,7 @@ class StreamState:
             text = get(event, "delta")
             info.output_chunks += 1
             if text and isinstance(text, str):
-                info.output_chars += len(text)
-                if info.output_text is not None:
-                    info.output_text.append(text)
+                info.add_text(text)
         elif kind == "response.function_call_arguments.delta":
             text = get(event, "delta")
             if text and isinstance(text, str):

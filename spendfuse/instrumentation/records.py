@@ -61,3 +61,10 @@ class ResponseInfo:
     output_chars: int = 0  # streamed text seen, for an estimate when no usage arrives
     output_chunks: int = 0
     output_text: list[str] | None = None  # only when content capture is on
+
+    def add_text(self, text: str) -> None:
+        """Streamed output text. The providers' per-event fast paths inline this (a Python call
+        per event is a measurable part of the per-chunk budget); every other path calls it."""
+        self.output_chars += len(text)
+        if self.output_text is not None:
+            self.output_text.append(text)

@@ -159,7 +159,7 @@ emitter = Emitter()
 
 def run_inline(task: Task) -> None:
     """The ``background_telemetry=False`` path: emit on the caller's thread, as it happens."""
-    emitter.flush()  # anything queued before the setting changed goes first
+    emitter.flush(FLUSH_TIMEOUT)  # anything queued before the setting changed goes first
     _run(task)
 
 
