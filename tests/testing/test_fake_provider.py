@@ -26,6 +26,23 @@ HI: list[Any] = [{"role": "user", "content": "Hi there"}]
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx2.TransportError,) + (
     (importlib.import_module("httpx").TransportError,) if importlib.util.find_spec("httpx") else ()
 )
+# anthropic >= 2.17 wraps a failed read of a stream's body in APIConnectionError (the transport
+# error as its cause), as openai always did; earlier releases let the transport error through.
+ANTHROPIC_WRAPS_STREAM_ERRORS = hasattr(importlib.import_module("anthropic._streaming"), "iter_response_bytes")
+ANTHROPIC_STREAM_ERROR: tuple[type[Exception], ...] = (
+    (anthropic.APIConnectionError,) if ANTHROPIC_WRAPS_STREAM_ERRORS else TRANSPORT_ERRORS
+)
+
+
+def assert_anthropic_stream_error(error: BaseException) -> None:
+    """Exactly the error this SDK release raises for a broken stream, with the cause it carries."""
+    if ANTHROPIC_WRAPS_STREAM_ERRORS:
+        assert type(error) is anthropic.APIConnectionError
+        assert isinstance(error.__cause__, TRANSPORT_ERRORS)
+    else:
+        assert isinstance(error, TRANSPORT_ERRORS)
+
+
 HI_INPUT_TOKENS = 10 + len("Hi there") // 4  # 12
 DEFAULT_TEXT = "Hello from the fake provider."
 DEFAULT_OUTPUT_TOKENS = 5
@@ -428,10 +445,10 @@ def test_error_type_can_be_overridden(fake: FakeProvider) -> None:
 def test_anthropic_stream_failure_breaks_the_sdk_iterator(clients: Clients, fake: FakeProvider) -> None:
     fake.enqueue(Reply.stream_failure(after_events=4))
     seen: list[str] = []
-    # The Anthropic stream lets the transport error through unwrapped.
-    with pytest.raises(TRANSPORT_ERRORS):
+    with pytest.raises(ANTHROPIC_STREAM_ERROR) as caught:
         for event in clients.claude.messages.create(stream=True, **CLAUDE):
             seen.append(event.type)
+    assert_anthropic_stream_error(caught.value)
     assert seen == ["message_start", "content_block_start", "content_block_delta"]  # + the skipped ping
     record = settled(fake, fake.requests[0])
     assert (record.outcome, record.events_sent) == ("broken", 4)
@@ -682,8 +699,9 @@ def test_server_survives_clients_that_vanish_mid_stream(
         stream = client.messages.create(stream=True, **CLAUDE)
         next(iter(stream))
         stream.close()
-        with pytest.raises(TRANSPORT_ERRORS):
+        with pytest.raises(ANTHROPIC_STREAM_ERROR) as caught:
             list(client.messages.create(stream=True, **CLAUDE))
+        assert_anthropic_stream_error(caught.value)
         assert first_text(client.messages.create(**CLAUDE)) == DEFAULT_TEXT
     assert settled(fake, fake.requests[0]).outcome == "abandoned"
     assert capfd.readouterr().err == ""
