@@ -7,16 +7,25 @@ handed raw to a price calculator.
 
 The extractors run on every response (and on stream events), so they read attributes with
 ``getattr`` / ``dict.get`` only: no ``model_dump``, no validation, no exception on odd input.
-Missing, ``None``, negative or wrongly typed counters read as 0.
+Missing, ``None``, negative or wrongly typed counters read as 0; a counter above
+``MAX_TOKENS`` is garbage from upstream and reads as ``MAX_TOKENS``, with a logged error, so no
+span, metric, ledger row or balance ever holds ``inf`` or ``NaN`` (a float like 7e307 would).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["TokenUsage", "anthropic_usage", "openai_chat_usage", "openai_responses_usage"]
+__all__ = ["MAX_TOKENS", "TokenUsage", "anthropic_usage", "openai_chat_usage", "openai_responses_usage"]
+
+log = logging.getLogger("spendfuse")
+
+# A billion tokens: a hundred times the largest context window of any model. A reported count above
+# it is charged as this many tokens (conservative for budgets, and finite in every number derived).
+MAX_TOKENS = 1_000_000_000
 
 
 @dataclass(slots=True)
@@ -56,10 +65,15 @@ def _missing(value: object) -> bool:
 def _count(value: object) -> int:
     # bool is an int subclass; a True counter is a bug upstream, not one token.
     if type(value) is int:
-        return value if value > 0 else 0
-    if isinstance(value, float) and math.isfinite(value) and value > 0:
-        return int(value)
-    return 0
+        count = value if value > 0 else 0
+    elif isinstance(value, float) and math.isfinite(value) and value > 0:
+        count = int(value)
+    else:
+        return 0
+    if count > MAX_TOKENS:
+        log.error("spendfuse: a reported token count of %.3g is absurd; charged as %d tokens", count, MAX_TOKENS)
+        return MAX_TOKENS
+    return count
 
 
 def anthropic_usage(usage: object) -> TokenUsage | None:

@@ -2,8 +2,8 @@
 
 The reference states the documented reading of usage counters, written from the contract rather
 than from the implementation: a counter counts when it is an int (not a bool) or a finite float
-above 0 (floats truncate); missing, null, negative, NaN, infinite or wrongly typed counters read as
-0; a usage record with no counter at all (every field missing or null) is "no usage", which makes
+above 0 (floats truncate), capped at a billion tokens; missing, null, negative, NaN, infinite or
+wrongly typed counters read as 0; a usage record with no counter at all (every field missing or null) is "no usage", which makes
 the call estimated instead of charged at zero.
 """
 
@@ -99,9 +99,9 @@ def count(value: object) -> int:
     if isinstance(value, bool):
         return 0
     if isinstance(value, int):
-        return max(value, 0)
+        return min(max(value, 0), 10**9)
     if isinstance(value, float) and math.isfinite(value) and value > 0:
-        return int(value)
+        return min(int(value), 10**9)
     return 0
 
 
