@@ -63,6 +63,9 @@ class RedisServer:
             "--dir", str(self.workdir),
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
+            # Only "always" makes an acknowledged write survive a SIGKILL: with the default
+            # "everysec", Redis postpones the AOF write while a slow fsync is pending (a busy disk).
+            "--appendfsync", "always",
             "--logfile", str(self.workdir / "redis.log"),
         ]  # fmt: skip
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
