@@ -3,8 +3,8 @@
 The reference states the documented reading of usage counters, written from the contract rather
 than from the implementation: a counter counts when it is an int (not a bool) or a finite float
 above 0 (floats truncate), capped at a billion tokens; missing, null, negative, NaN, infinite or
-wrongly typed counters read as 0; a usage record with no counter at all (every field missing or null) is "no usage", which makes
-the call estimated instead of charged at zero.
+wrongly typed counters read as 0; a usage record with no counter at all (every field missing or
+null) is "no usage", which makes the call estimated instead of charged at zero.
 """
 
 from __future__ import annotations
