@@ -22,6 +22,7 @@ import wrapt
 from spendfuse import runtime
 from spendfuse.frameworks._names import ADAPTER_NAMES
 from spendfuse.frameworks.errors import is_budget_stop
+from spendfuse.frameworks.usage import mark_duplicates
 
 log = logging.getLogger("spendfuse")
 
@@ -86,6 +87,16 @@ def _hook(adapter: Adapter) -> Callable[[ModuleType], None]:
 
 def install() -> None:
     """Patch the frameworks already imported; hook the others to patch them on import."""
+    active = runtime.current()
+    if active is not None:
+        try:
+            from opentelemetry import trace
+
+            # Framework spans go to the global provider unless told otherwise: mark on both.
+            mark_duplicates(active.tracer_provider)
+            mark_duplicates(trace.get_tracer_provider())
+        except Exception:
+            log.debug("spendfuse: could not add the duplicate-usage marker", exc_info=True)
     with _lock:
         for adapter in ADAPTERS:
             if _disabled(adapter.name):

@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import wrapt
+from opentelemetry import trace
 
 from spendfuse.frameworks._runs import Identity, RunningAsyncContext, should_open
 from spendfuse.runs.run import Run
@@ -33,9 +34,15 @@ def _adopt(the_run: Run, agent_run: Any) -> None:
     framework_id = getattr(agent_run, "run_id", None)
     if not isinstance(framework_id, str) or not framework_id or framework_id == the_run.run_id:
         return
-    the_run.run_id = framework_id
+    provisional, the_run.run_id = the_run.run_id, framework_id
     if the_run.span is not None:
         the_run.span.set_attribute(names.RUN_ID, framework_id)
+    # pydantic-ai's own agent span (its instrumentation on) started inside iter(), before its id
+    # was known, and was stamped with the provisional one: it is still live, so restamp it.
+    current = trace.get_current_span()
+    attributes = getattr(current, "attributes", None) or {}
+    if current.is_recording() and attributes.get(names.RUN_ID) == provisional:
+        current.set_attribute(names.RUN_ID, framework_id)
 
 
 def _iter(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
