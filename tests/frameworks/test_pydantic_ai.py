@@ -11,19 +11,19 @@ import wrapt
 
 pytest.importorskip("pydantic_ai")
 
-from pydantic_ai import Agent  # noqa: E402
-from pydantic_ai.models.anthropic import AnthropicModel  # noqa: E402
-from pydantic_ai.models.openai import OpenAIChatModel  # noqa: E402
-from pydantic_ai.providers.anthropic import AnthropicProvider  # noqa: E402
-from pydantic_ai.providers.openai import OpenAIProvider  # noqa: E402
+from pydantic_ai import Agent
+from pydantic_ai.models.anthropic import AnthropicModel
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.anthropic import AnthropicProvider
+from pydantic_ai.providers.openai import OpenAIProvider
 
-import spendfuse  # noqa: E402
-from spendfuse.frameworks import is_budget_stop  # noqa: E402
-from spendfuse.frameworks.usage import DUPLICATE  # noqa: E402
-from spendfuse.testing import FakeProvider, Reply  # noqa: E402
-from tests.conftest import Telemetry  # noqa: E402
+import spendfuse
+from spendfuse.frameworks import is_budget_stop
+from spendfuse.frameworks.usage import DUPLICATE
+from spendfuse.testing import FakeProvider, Reply
+from tests.conftest import Telemetry
 
-from ._helpers import attr, one_trace, ours, runaway  # noqa: E402
+from ._helpers import attr, one_trace, ours, runaway
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -134,7 +134,8 @@ def test_anthropic_model_and_streaming_sync(
     fake: FakeProvider, instrument: Callable[..., None], telemetry: Telemetry
 ) -> None:
     instrument(run_budget=spendfuse.Budget(turns=2))
-    model = AnthropicModel("claude-sonnet-4-6", provider=AnthropicProvider(anthropic_client=fake.async_anthropic_client()))
+    provider = AnthropicProvider(anthropic_client=fake.async_anthropic_client())
+    model = AnthropicModel("claude-sonnet-4-6", provider=provider)
     agent: Agent[None, str] = Agent(model, name="claude-agent")
 
     result = agent.run_sync("hi")
