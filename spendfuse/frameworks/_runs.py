@@ -77,15 +77,25 @@ def _finish(started: tuple[run, Run] | None, error: BaseException | None) -> Non
 
 
 def call_sync(
-    framework: str, identity: Callable[[], Identity], wrapped: Callable[..., Any], args: Any, kwargs: Any
+    framework: str,
+    identity: Callable[[], Identity],
+    wrapped: Callable[..., Any],
+    args: Any,
+    kwargs: Any,
+    *,
+    delegates: bool = False,
 ) -> Any:
-    """A blocking entry point (``run_sync``, ``invoke``): the run spans the call."""
+    """A blocking entry point (``run_sync``, ``invoke``): the run spans the call.
+
+    ``delegates``: the entry point calls another patched entry point of the same framework first
+    thing (``run_sync`` -> ``run``), which must pass through.
+    """
     if not should_open(framework):
         return wrapped(*args, **kwargs)
     started = _start(identity)
     if started is None:
         return wrapped(*args, **kwargs)
-    token = _DELEGATING.set(framework)
+    token = _DELEGATING.set(framework if delegates else None)
     try:
         result = wrapped(*args, **kwargs)
     except BaseException as error:
@@ -98,7 +108,13 @@ def call_sync(
 
 
 def call_async(
-    framework: str, identity: Callable[[], Identity], wrapped: Callable[..., Awaitable[Any]], args: Any, kwargs: Any
+    framework: str,
+    identity: Callable[[], Identity],
+    wrapped: Callable[..., Awaitable[Any]],
+    args: Any,
+    kwargs: Any,
+    *,
+    delegates: bool = False,
 ) -> Awaitable[Any]:
     """A coroutine entry point (``run``, ``ainvoke``): the run spans the awaited call."""
     if not should_open(framework):
@@ -108,7 +124,7 @@ def call_async(
         started = _start(identity)
         if started is None:
             return await wrapped(*args, **kwargs)
-        token = _DELEGATING.set(framework)
+        token = _DELEGATING.set(framework if delegates else None)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as error:

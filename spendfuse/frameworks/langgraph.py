@@ -34,11 +34,11 @@ def _identity(graph: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> I
 
 
 def _invoke(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return call_sync(NAME, lambda: _identity(instance, args, kwargs), wrapped, args, kwargs)
+    return call_sync(NAME, lambda: _identity(instance, args, kwargs), wrapped, args, kwargs, delegates=True)
 
 
 def _ainvoke(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return call_async(NAME, lambda: _identity(instance, args, kwargs), wrapped, args, kwargs)
+    return call_async(NAME, lambda: _identity(instance, args, kwargs), wrapped, args, kwargs, delegates=True)
 
 
 def _stream(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -52,7 +52,7 @@ def _run(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, A
 
 
 def _run_sync(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return call_sync(NAME, lambda: _identity(args, kwargs), wrapped, args, kwargs)
+    return call_sync(NAME, lambda: _identity(args, kwargs), wrapped, args, kwargs, delegates=True)
 
 
 def _run_streamed(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
