@@ -117,6 +117,14 @@ def _begin(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return call
 
 
+def _final(event: dict[str, Any]) -> bool:
+    kind = event.get("type")
+    if kind == "message_stop":
+        return True
+    delta = event.get("delta")
+    return kind == "message_delta" and isinstance(delta, dict) and bool(delta.get("stop_reason"))
+
+
 class _SSE:
     """Splits streamed bytes into SSE ``data:`` payloads and hands the decoded events on."""
 
@@ -137,6 +145,10 @@ class _SSE:
                     event = json.loads(payload)
                     if isinstance(event, dict):
                         self._ending.observe(event)
+                        if _final(event):
+                            # LiteLLM stops reading once it has the stop reason and closes the
+                            # response: the usage it carries is the final one.
+                            self._ending.end("complete")
         except Exception:
             log.debug("spendfuse: could not read a LiteLLM stream event", exc_info=True)
 
