@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-litellm = pytest.importorskip("litellm")
+pytest.importorskip("litellm")
+
+import litellm
 
 import spendfuse
 from spendfuse.frameworks import is_budget_stop
@@ -17,7 +19,10 @@ from tests.conftest import Telemetry
 
 from ._helpers import attr, ours
 
-pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.filterwarnings("ignore::UserWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning"),  # pydantic on LiteLLM's own TypedDicts
+]
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
