@@ -26,7 +26,7 @@ from spendfuse import runtime
 
 DUPLICATE = "spendfuse.usage.duplicate"
 SCOPE = "spendfuse"
-_MODEL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "responses"})
+_MODEL_OPERATIONS = frozenset({"chat", "completion", "text_completion", "generate_content", "responses"})
 _METERED = frozenset({"openai", "anthropic", "azure.ai.openai", "aws.bedrock", "gcp.vertex_ai"})
 
 _marked_providers: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -37,10 +37,15 @@ def is_framework_model_span(span: Span) -> bool:
     if scope is not None and scope.name == SCOPE:
         return False
     attributes = span.attributes or {}
-    operation = attributes.get("gen_ai.operation.name")
+    # The GenAI conventions name the operation; OpenLLMetry's releases use llm.request.type and
+    # span names like "openai.chat"; older pydantic-ai/Logfire only the span name "chat {model}".
+    operation = attributes.get("gen_ai.operation.name", attributes.get("llm.request.type"))
     if operation is None:
         name = span.name or ""
-        operation = name.split(" ", 1)[0] if name.startswith(("chat ", "text_completion ")) else None
+        if name.startswith(("chat ", "text_completion ")):
+            operation = name.split(" ", 1)[0]
+        elif name.endswith((".chat", ".completion")):
+            operation = "chat"
     if operation not in _MODEL_OPERATIONS:
         return False
     provider = attributes.get("gen_ai.provider.name", attributes.get("gen_ai.system"))

@@ -15,6 +15,7 @@ import spendfuse
 from spendfuse.config.settings import load_settings
 from spendfuse.frameworks import ADAPTERS, installed
 from spendfuse.frameworks.errors import find_budget_stop, is_budget_stop
+from tests.conftest import Telemetry
 
 FRAMEWORK_MODULES = ("pydantic_ai", "agents", "langgraph", "litellm", "smolagents", "langchain_core")
 
@@ -153,3 +154,41 @@ def test_is_budget_stop_is_false_for_other_errors_and_cycles() -> None:
     assert not is_budget_stop(first)
     assert not is_budget_stop(None)
     assert not is_budget_stop(ValueError("turns limit"))
+
+
+@pytest.mark.parametrize(
+    ("scope", "name", "attributes", "marked"),
+    [
+        ("pydantic-ai", "chat gpt-4o", {"gen_ai.operation.name": "chat"}, True),
+        ("opentelemetry.instrumentation.openai", "openai.chat", {"llm.request.type": "chat", "gen_ai.system": "openai"},
+         True),
+        ("logfire", "chat claude-sonnet-4-6", {}, True),
+        ("opentelemetry.instrumentation.google_genai", "chat gemini-2.5", {"gen_ai.provider.name": "gcp.gemini"},
+         False),  # a provider spendfuse does not meter: its span is the only record
+        ("pydantic-ai", "invoke_agent weather", {"gen_ai.operation.name": "invoke_agent"}, False),
+        ("pydantic-ai", "running tool", {"gen_ai.operation.name": "execute_tool"}, False),
+    ],
+)
+def test_framework_model_spans_are_marked_duplicate(
+    scope: str, name: str, attributes: dict[str, object], marked: bool, instrument: Callable[..., None],
+    telemetry: Telemetry,
+) -> None:
+    from spendfuse.frameworks.usage import DUPLICATE
+
+    instrument()
+    tracer = telemetry.tracer_provider.get_tracer(scope)
+    tracer.start_span(name, attributes=attributes).end()
+    ours_span = telemetry.tracer_provider.get_tracer("spendfuse")
+    ours_span.start_span("chat gpt-4o", attributes={"gen_ai.operation.name": "chat"}).end()
+
+    spans = {(s.instrumentation_scope.name if s.instrumentation_scope else ""): s for s in telemetry.spans()}
+    assert (spans[scope].attributes or {}).get(DUPLICATE, False) is marked
+    assert DUPLICATE not in (spans["spendfuse"].attributes or {})
+
+
+def test_no_mark_when_spendfuse_is_not_instrumented(telemetry: Telemetry) -> None:
+    from spendfuse.frameworks.usage import DUPLICATE, DuplicateUsageMarker
+
+    telemetry.tracer_provider.add_span_processor(DuplicateUsageMarker())
+    telemetry.tracer_provider.get_tracer("pydantic-ai").start_span("chat gpt-4o").end()
+    assert DUPLICATE not in (telemetry.spans()[0].attributes or {})
