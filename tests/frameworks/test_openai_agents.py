@@ -136,3 +136,21 @@ async def test_agent_as_tool_opens_a_nested_run(
     parent_id = attr(by_name["invoke_agent manager"], "spendfuse.run.id")
     assert attr(by_name["invoke_agent helper"], "spendfuse.run.parent_id") == parent_id
     assert attr(by_name["invoke_agent manager"], "spendfuse.spent.turns") == 3  # nested spend rolls up
+
+
+def test_run_takes_the_id_of_an_enclosing_agents_trace(
+    fake: FakeProvider, instrument: Callable[..., None], telemetry: Telemetry
+) -> None:
+    import agents
+
+    instrument()
+    agents.set_trace_processors([])  # tracing on, exported nowhere
+    agents.set_tracing_disabled(False)
+    try:
+        with agents.trace("workflow", trace_id="trace_fedcba9876543210fedcba9876543210"):
+            Runner.run_sync(make_agent(fake), "hi")
+    finally:
+        agents.set_tracing_disabled(True)
+
+    runs = ours(telemetry.spans(), "invoke_agent")
+    assert [attr(s, "spendfuse.run.id") for s in runs] == ["trace_fedcba9876543210fedcba9876543210"]

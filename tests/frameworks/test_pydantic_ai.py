@@ -64,6 +64,21 @@ def test_runaway_tool_loop_is_stopped_by_the_run_budget_without_a_run(
     assert spendfuse.current_run() is None
 
 
+def test_without_the_adapter_only_pydantic_ai_own_limit_stops_the_loop(
+    fake: FakeProvider, instrument: Callable[..., None]
+) -> None:
+    """The failure the adapter fixes: same budget, adapter off, the loop runs to pydantic-ai's limit."""
+    from pydantic_ai.exceptions import UsageLimitExceeded
+
+    instrument(run_budget=spendfuse.Budget(turns=3), disable_frameworks="pydantic_ai")
+    fake.responder = runaway
+
+    with pytest.raises(UsageLimitExceeded):
+        openai_agent(fake).run_sync("What is the weather?")
+
+    assert fake.request_count == 50
+
+
 def test_run_takes_pydantic_ai_run_id_and_metadata_user(
     fake: FakeProvider, instrument: Callable[..., None], telemetry: Telemetry
 ) -> None:
