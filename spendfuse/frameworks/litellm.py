@@ -22,6 +22,7 @@ from typing import Any
 import wrapt
 
 from spendfuse import runtime
+from spendfuse.errors import BudgetExceeded, BudgetStoreUnavailable, UnpricedModelError
 from spendfuse.frameworks._runs import enabled
 
 log = logging.getLogger("spendfuse")
@@ -30,6 +31,7 @@ NAME = "litellm"
 _MODEL_PATHS = ("/chat/completions", "/completions", "/responses", ":generatecontent", ":streamgeneratecontent",
                 "/converse", "/converse-stream", "/invoke", "/invoke-with-response-stream", "/embeddings")
 _warned: set[str] = set()
+DELIBERATE = (BudgetExceeded, UnpricedModelError, BudgetStoreUnavailable)
 
 
 def _provider() -> Any:
@@ -45,6 +47,15 @@ def _provider() -> Any:
         stream_types=(),
         raw_response_types=(),
     )
+
+
+def _in_sdk_call() -> bool:
+    # The SDK wrapper's re-entry guard: a post made while an SDK call is in flight is part of it.
+    try:
+        from spendfuse.instrumentation.wrappers import _IN_CALL
+    except ImportError:
+        return False
+    return _IN_CALL.get()
 
 
 def _body(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -81,13 +92,12 @@ def _begin(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
     Budget errors propagate: they are the one deliberate raise.
     """
-    from spendfuse.instrumentation.call import begin
-    from spendfuse.instrumentation.wrappers import _IN_CALL
-
     active = runtime.current()
-    if active is None or not enabled(NAME) or _IN_CALL.get():
+    if active is None or not enabled(NAME) or _in_sdk_call():
         return None
     try:
+        from spendfuse.instrumentation.call import begin
+
         url = str(kwargs.get("url", args[0] if args else ""))
         provider = _provider()
         api = provider.route(url)
@@ -96,6 +106,7 @@ def _begin(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             return None
         body, key = _body(kwargs)
         if body is None or key is None:
+            log.warning("spendfuse: a LiteLLM post to %s has no JSON body spendfuse can read: not budgeted", url)
             return None
         import httpx
 
@@ -104,7 +115,14 @@ def _begin(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     except Exception:
         log.debug("spendfuse: could not read a LiteLLM request", exc_info=True)
         return None
-    call = begin(active, provider, client, (None, options), {"stream": bool(kwargs.get("stream"))})
+    try:
+        call = begin(active, provider, client, (None, options), {"stream": bool(kwargs.get("stream"))})
+    except DELIBERATE:
+        raise
+    except Exception:
+        # The SDK patch's call machinery changed shape: log loudly rather than break the call.
+        log.warning("spendfuse: a LiteLLM Anthropic call could not be budgeted", exc_info=True)
+        return None
     if call is not None and key != "json":
         try:
             # A clamp lowers max_tokens in the body; LiteLLM sends the serialized copy, so re-serialize.

@@ -145,3 +145,16 @@ def test_error_status_releases_the_reservation(
     assert the_run.spent.in_flight_usd == 0
     calls = ours(telemetry.spans(), "chat claude-sonnet-4-6")
     assert len(calls) == 1 and attr(calls[0], "error.type")
+
+
+def test_clamp_lowers_max_tokens_in_the_body_litellm_sends(
+    fake: FakeProvider, server: FakeServer, instrument: Callable[..., None], telemetry: Telemetry
+) -> None:
+    instrument(clamp=True, clamp_floor=16)
+    with spendfuse.run("ll-6", budget=spendfuse.Budget(usd=0.01)):
+        litellm.completion(**{**anthropic_kwargs(server), "max_tokens": 4000})
+
+    sent = fake.requests[0].json["max_tokens"]
+    assert 16 <= sent < 4000
+    calls = ours(telemetry.spans(), "chat claude-sonnet-4-6")
+    assert len(calls) == 1 and attr(calls[0], "spendfuse.clamped.max_tokens") == sent
