@@ -176,6 +176,23 @@ def test_disabled_adapter_opens_no_run_but_calls_stay_traced(
     assert fake.request_count == 2
 
 
+def test_an_adapter_failure_never_breaks_the_call(
+    fake: FakeProvider, instrument: Callable[..., None], telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spendfuse.frameworks import pydantic_ai as adapter
+
+    def broken(*_args: Any) -> Any:
+        raise RuntimeError("adapter bug")
+
+    monkeypatch.setattr(adapter, "_identity", broken)
+    monkeypatch.setattr(adapter, "_adopt", broken)
+    instrument()
+
+    assert openai_agent(fake).run_sync("hi").output == "Hello from the fake provider."
+    assert ours(telemetry.spans(), "invoke_agent") == []  # no run, but the call went through
+    assert len(ours(telemetry.spans(), "chat")) == 1
+
+
 def test_uninstrument_removes_the_patch(fake: FakeProvider, instrument: Callable[..., None]) -> None:
     instrument()
     assert isinstance(Agent.__dict__["iter"], wrapt.FunctionWrapper)

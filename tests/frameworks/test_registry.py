@@ -67,6 +67,43 @@ def test_nothing_is_imported_for_a_framework_the_program_does_not_use() -> None:
     }
 
 
+def test_each_adapter_installs_when_its_framework_is_imported() -> None:
+    present = [m for m in ("pydantic_ai", "agents", "langgraph", "smolagents", "litellm") if _importable(m)]
+    if not present:
+        pytest.skip("no framework installed")
+    triggers = {
+        "pydantic_ai": ("pydantic_ai", "pydantic_ai"),
+        "agents": ("agents", "openai_agents"),
+        "langgraph": ("langgraph.graph", "langgraph"),
+        "smolagents": ("smolagents", "smolagents"),
+        "litellm": ("litellm", "litellm"),
+    }
+    result = run_python(
+        f"""
+        import importlib, json
+        import spendfuse.auto
+        from spendfuse import frameworks
+        steps = []
+        for module, adapter in {[triggers[m] for m in present]!r}:
+            importlib.import_module(module)
+            steps.append([adapter, sorted(frameworks.installed())])
+        print(json.dumps({{"steps": steps}}))
+        """,
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+    )
+    expected, installed_so_far = [], []
+    for module in present:
+        installed_so_far = sorted([*installed_so_far, triggers[module][1]])
+        expected.append([triggers[module][1], installed_so_far])
+    assert result == {"steps": expected}
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def test_environment_variable_turns_adapters_off() -> None:
     pytest.importorskip("pydantic_ai")
     result = run_python(
