@@ -171,3 +171,27 @@ def test_anthropic_chat_model_in_a_graph(
     assert fake.request_count == 2
     assert [s.name for s in ours(telemetry.spans(), "invoke_agent")] == ["invoke_agent claude-loop"]
     assert len(ours(telemetry.spans(), "chat claude-sonnet-4-6")) == 3
+
+
+async def test_token_streaming_through_astream_messages_mode(
+    fake: FakeProvider, server: FakeServer, instrument: Callable[..., None], telemetry: Telemetry
+) -> None:
+    instrument(run_budget=spendfuse.Budget(turns=2))
+    fake.enqueue(Reply.text("It is sunny in Paris."))
+    llm = ChatOpenAI(
+        model="gpt-4o", base_url=server.openai_base_url, api_key="test-key", max_retries=0, streaming=True
+    )
+
+    tokens = []
+    async for message, _metadata in looping_graph(llm).astream(
+        {"messages": [("user", "hi")]}, CONFIG, stream_mode="messages"
+    ):
+        tokens.append(message.content)
+
+    assert "".join(tokens) == "It is sunny in Paris."
+    assert fake.request_count == 1 and fake.requests[0].stream
+    runs = ours(telemetry.spans(), "invoke_agent")
+    assert len(runs) == 1 and attr(runs[0], "spendfuse.spent.turns") == 1
+    calls = ours(telemetry.spans(), "chat gpt-4o")
+    assert len(calls) == 1 and attr(calls[0], "gen_ai.request.stream") is True
+    assert one_trace(runs + calls) == {runs[0].context.trace_id}
