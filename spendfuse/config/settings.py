@@ -54,6 +54,7 @@ class Settings:
     background_telemetry: bool = True
     grafana_url: str | None = None
     ledger: str | None = None
+    disable_frameworks: frozenset[str] = frozenset()  # spendfuse.frameworks adapters turned off
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -125,6 +126,10 @@ def _coerce(key: str, name: str, value: Any) -> Any:
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{key}: {value!r} is not a string")
         return value or None
+    if name == "disable_frameworks":
+        from spendfuse.frameworks._names import parse_disabled
+
+        return parse_disabled(key, value)
     raise ConfigError(f"{key}: unknown setting; accepted: {', '.join(sorted(SETTING_NAMES))}")
 
 

@@ -20,7 +20,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 
-from spendfuse import runtime
+from spendfuse import frameworks, runtime
 from spendfuse._version import __version__
 from spendfuse.budgets.breaker import Breaker
 from spendfuse.budgets.pricing import PriceBook
@@ -75,6 +75,7 @@ def _patch_sdk(spec: ModuleType, base_client: ModuleType, suppress_sdk_spans: bo
 
 
 def _unpatch_all() -> None:
+    frameworks.uninstall()  # spendfuse.frameworks: agent framework adapters
     with _lock:
         for name, base_client in list(_patched.items()):
             unwrap(base_client.SyncAPIClient, "request")
@@ -162,6 +163,7 @@ class SpendfuseInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 def _activate(new: runtime.Runtime) -> None:
     previous = runtime.activate(new)
     _patch_available(new.settings.suppress_sdk_spans)
+    frameworks.install()  # spendfuse.frameworks: agent framework adapters (lazy, per import)
     # Calls in flight keep a reference to the old runtime and its store; it closes with them.
     del previous
 
