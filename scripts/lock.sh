@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Refresh the test lock files from the newest releases PyPI serves today:
-#   requirements/dev.lock     every package of the `dev` extra, newest releases (what scripts/test.sh installs)
+#   requirements/dev.lock     every package of the `dev` and `frameworks` extras, newest releases (scripts/test.sh)
 #   requirements/oldest.lock  the same with anthropic and openai at pyproject's floors (the oldest-SDK stage)
 # Run `bash scripts/newest.sh` first: lock only what passed. Review the diff, then commit it.
 # The locks are for the CPython that runs this script (CI: the machine's python3, Linux x86_64).
@@ -20,7 +20,7 @@ header() {  # header NAME VENV
 
 
 "$PYTHON" -m venv "$work/newest"
-"$work/newest/bin/python" -m pip install -q --disable-pip-version-check --upgrade-strategy eager -e ".[dev]"
+"$work/newest/bin/python" -m pip install -q --disable-pip-version-check --upgrade-strategy eager -e ".[dev,frameworks]"
 "$work/newest/bin/python" -m pip check
 {
   header dev "$work/newest"

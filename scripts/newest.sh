@@ -11,7 +11,7 @@ ensure_system_tools
 VENV="${SPENDFUSE_NEWEST_VENV:-.venv-newest}"
 rm -rf "$VENV"
 "${PYTHON:-python3}" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade-strategy eager -e ".[dev]"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade-strategy eager -e ".[dev,frameworks]"
 "$VENV/bin/python" -m pip check
 PYTHON="${PYTHON:-python3}" bash tests/stack/install-tools.sh
 if [ -n "${CI:-}" ]; then export SPENDFUSE_STACK_STRICT=1; fi
