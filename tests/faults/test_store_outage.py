@@ -31,6 +31,7 @@ USER = "alice"
 KEY = f"user/lifetime/{USER}"
 USER_BUDGET = {"usd": 10.0}
 TIMEOUT = 0.25
+LEASE = 60  # seconds; tests that need a lease expired read the store at a later time instead of sleeping
 
 
 def call(client: Any) -> Any:
@@ -43,10 +44,13 @@ def one_call(client: Any, run_id: str, budget: spendfuse.Budget | None = None) -
     return run
 
 
-def user_usage() -> Any:
+def user_usage(at: float | None = None) -> Any:
+    """The user's balance as the store sees it at ``at`` (now by default). Reading it at a future
+    time expires leases deterministically, where sleeping past a short lease would race a loaded
+    machine (a call that takes longer than the lease lets it expire before the first check)."""
     active = runtime.current()
     assert active is not None
-    return active.breaker.store.usage(KEY, time.time())
+    return active.breaker.store.usage(KEY, time.time() if at is None else at)
 
 
 def store_errors(telemetry: Any, reason: str) -> float:
@@ -311,7 +315,7 @@ def test_a_reserve_lost_to_a_hung_server_is_charged_at_most_its_worst_case(
     still apply the reserve when it wakes up. That lease is never settled, so it expires and is
     charged at its reserved amount (the documented safe direction) -- and never more."""
     instrument(store=redis.url, user_budget=USER_BUDGET, store_failure="closed", store_timeout=TIMEOUT,
-               lease_seconds=1)  # fmt: skip
+               lease_seconds=LEASE)  # fmt: skip
     fake = FakeProvider(usage=FakeUsage(1000, 200))
     client = fake.anthropic_client()
     one_call(client, "ok")
@@ -327,8 +331,7 @@ def test_a_reserve_lost_to_a_hung_server_is_charged_at_most_its_worst_case(
         time.sleep(0.01)
     landed = user_usage().leases
     assert landed in (0, 1)
-    time.sleep(1.1)  # past the lease expiry
-    usage = user_usage()
+    usage = user_usage(time.time() + LEASE + 1)  # past the lease expiry
     assert usage.spent["usd"] == COST + landed * reserved
     assert usage.leases == 0 and usage.in_flight["usd"] == 0
     one_call(client, "later")
@@ -356,7 +359,7 @@ def test_store_lost_before_settlement_charges_the_lease_at_expiry(
         url, break_store, heal_store = server.url, server.stop, server.start
     else:
         url, break_store, heal_store = sqlite_url(sqlite_lock), sqlite_lock.hold, sqlite_lock.release
-    instrument(store=url, user_budget=USER_BUDGET, store_failure="closed", store_timeout=TIMEOUT, lease_seconds=1)
+    instrument(store=url, user_budget=USER_BUDGET, store_failure="closed", store_timeout=TIMEOUT, lease_seconds=LEASE)
 
     def break_then_answer(_request: RecordedRequest) -> Reply:
         break_store()  # the reserve went through; now the store goes away mid-call
@@ -377,8 +380,7 @@ def test_store_lost_before_settlement_charges_the_lease_at_expiry(
     heal_store()
     usage = user_usage()
     assert (usage.in_flight["usd"], usage.leases) == (reserved, 1)
-    time.sleep(1.1)  # past the lease expiry: charged at the reserved amount, nothing lost
-    usage = user_usage()
+    usage = user_usage(time.time() + LEASE + 1)  # past the lease expiry: charged at the reserved amount
     assert (usage.spent["usd"], usage.in_flight["usd"], usage.leases) == (reserved, 0, 0)
 
     fake.responder = None
