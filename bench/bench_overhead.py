@@ -2,8 +2,8 @@
 (issue 12, items 2 and 5).
 
     python bench/setup_peers.py                # once: the peers' venvs under .bench-venvs/
-    python bench/bench_overhead.py --quick     # a few minutes: 2 rounds, few calls
-    python bench/bench_overhead.py             # the full run
+    python bench/bench_overhead.py --quick     # ~3 min on 2 busy cores: 2 rounds, few calls
+    python bench/bench_overhead.py             # the full run, ~15 min: 5 rounds
     python bench/bench_overhead.py --modes spendfuse,openllmetry --cases openai/json --skip import,rss
 
 Modes (``overhead_common.MODES``), each in a fresh process per round (``overhead_worker.py``; peer
@@ -100,16 +100,16 @@ QUICK = Plan(
 FULL = Plan(
     rounds=5,
     warmup=40,
-    json_calls=200,
-    stream_calls=60,
+    json_calls=300,
+    stream_calls=80,
     json_block=20,
     stream_block=5,
     chunk_rounds=21,
     chunk_repeat=300,
     breaker_calls=50_000,
     import_runs=9,
-    rss_calls=50_000,
-    rss_every=5_000,
+    rss_calls=20_000,
+    rss_every=2_000,
 )
 # Mostly JSON calls keep the RSS run short; streams are there because their watchers (a generator
 # and a finalizer per stream) are where a leak would hide.
@@ -333,6 +333,11 @@ def report(
         add(f"| {target} | {subject} | {_fmt(value, digits)} {unit} | ≤ {limit:g} {unit} | {_ok(good)} |")
 
     add("# spendfuse overhead benchmark\n")
+    if plan.rounds < FULL.rounds or plan.json_calls < FULL.json_calls:
+        add(
+            "> **Short run** (`--quick` or fewer rounds): it validates the harness end to end; its figures are "
+            "too noisy to quote.\n"
+        )
     add(
         f"`{meta['command']}` — {meta['date']}, {meta['host']}, Python {meta['python']}, anthropic "
         f"{meta['anthropic']}, openai {meta['openai']}, opentelemetry-sdk {meta['opentelemetry_sdk']}, spendfuse "
@@ -638,7 +643,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--skip", default="", help="comma-separated: chunks, breaker, import, rss")
     parser.add_argument("--output", default=str(BENCH / "results.md"), help="Markdown report path ('' for none)")
     parser.add_argument("--json", default="", help="also write every sample and the verdicts here")
+    parser.add_argument("--report-from", default="", help="re-render the report of a saved --json run; run nothing")
     args = parser.parse_args(argv)
+    if args.report_from:
+        rerender(Path(args.report_from), args.output)
+        return
 
     plan = QUICK if args.quick else FULL
     if args.rounds:
@@ -733,11 +742,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         }
         Path(args.json).write_text(
             json.dumps(
-                {"meta": meta, "plan": asdict(plan), "skipped": skipped, "verdicts": verdicts, "summary": summary,
-                 "rounds": rounds, "extras": extras},
+                {"meta": meta, "plan": asdict(plan), "modes": ran, "cases": [case.name for case in cases],
+                 "skipped": skipped, "verdicts": verdicts, "summary": summary, "rounds": rounds, "extras": extras},
             ),
             encoding="utf-8",
         )
+
+
+def rerender(path: Path, output: str) -> None:
+    """The Markdown report of a run saved with ``--json``, from its samples."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    plan = Plan(**data["plan"])
+    cases = [Case.parse(name) for name in data.get("cases") or data["summary"]]
+    modes = data.get("modes") or [mode for mode in MODES if any(mode in one for one in data["rounds"])]
+    results = collect(data["rounds"], modes, cases)
+    text, _verdicts = report(plan, modes, cases, results, data["rounds"], data["skipped"], data["extras"],
+                             data["meta"])
+    print(text)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":
