@@ -359,7 +359,19 @@ def report(
         "leaves the caller's clock and still costs the process.\n"
     )
     for mode, reason in skipped.items():
-        add(f"**{mode} did not run**: {reason}\n")
+        add(f"**{mode} did not run** (or not in every round): {reason}\n")
+    # A mode whose instrumentation silently did nothing, or whose raw blocks were not raw, would
+    # flatter or smear the comparison: say so above the tables.
+    for case in cases:
+        for mode in modes:
+            cell = results[case.name][mode]
+            if mode == "raw" or not cell.spans_on:
+                continue
+            if mode != "spendfuse-noop" and median(cell.spans_on) < 0.99:
+                add(f"**Check failed**: {mode} exported {median(cell.spans_on):.2f} spans per call on {case.name}.\n")
+            if max(cell.spans_off) > 0:
+                add(f"**Check failed**: {mode}'s raw blocks exported spans on {case.name}: uninstrumenting "
+                    "did not restore the SDK.\n")
 
     instrumented = [mode for mode in modes if mode != "raw"]
 
