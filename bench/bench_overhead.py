@@ -3,7 +3,7 @@
 
     python bench/setup_peers.py                # once: the peers' venvs under .bench-venvs/
     python bench/bench_overhead.py --quick     # ~3 min on 2 busy cores: 2 rounds, few calls
-    python bench/bench_overhead.py             # the full run, ~15 min: 5 rounds
+    python bench/bench_overhead.py             # the full run, ~14 min on 2 busy cores: 5 rounds
     python bench/bench_overhead.py --modes spendfuse,openllmetry --cases openai/json --skip import,rss
 
 Modes (``overhead_common.MODES``), each in a fresh process per round (``overhead_worker.py``; peer
