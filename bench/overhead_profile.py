@@ -1,14 +1,17 @@
-"""Profile one case in one mode of the overhead benchmark: where does spendfuse's time go?
+"""Where spendfuse's microseconds go: the top spendfuse functions under cProfile, per call.
 
-    python bench/overhead_profile.py --mode telemetry --case anthropic/json/mock
-    python bench/overhead_profile.py --mode budget-memory --case openai/stream/mock --pyinstrument
+    python bench/overhead_profile.py                                   # no-op providers, all four cases
+    python bench/overhead_profile.py --mode spendfuse --case openai/stream50 --calls 3000
+    python bench/overhead_profile.py --include opentelemetry           # the OpenTelemetry SDK's too
 
-The calls are the benchmark's own (``overhead_worker``: same request, reply and telemetry
-pipeline); cProfile's listing is restricted to spendfuse, OpenTelemetry and the SDKs' request
-method, sorted by cumulative time. cProfile inflates the cost of small Python functions several
-times over, so read the shares, not the microseconds; ``--pyinstrument`` (a sampling profiler,
-``pip install pyinstrument``) distorts less. Loopback cases need ``--port`` of a running
-``overhead_server.py``.
+The calls are the benchmark's own (``overhead_worker``: same request, reply, mock transport and
+providers). Per case, after warm-up calls, ``--calls`` calls run under cProfile; the listing keeps
+functions defined in spendfuse (not ``spendfuse.testing``: that is the fake provider answering) plus
+any ``--include`` path fragment, by self time and by cumulative time, in µs per call. The default
+mode, spendfuse-noop, leaves OpenTelemetry's SDK out, so what remains is spendfuse's own work.
+cProfile inflates small Python functions several times over: read shares and rankings, not absolute
+microseconds (the benchmark gives those). It profiles the calling thread only: work another thread
+does (the batch span processor's export, or any telemetry thread) is not listed.
 """
 
 from __future__ import annotations
@@ -17,59 +20,83 @@ import argparse
 import cProfile
 import pstats
 import sys
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 for _path in (str(BENCH.parent), str(BENCH)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from overhead_common import MODES, RESET_EVERY, Case  # noqa: E402
+from overhead_common import ALL_CASES, MODES, PEER_VENV, RESET_EVERY, Case  # noqa: E402
 from overhead_worker import make_target, setup_mode  # noqa: E402
 
-FOCUS = r"spendfuse/(instrumentation|budgets|runs|telemetry)|opentelemetry/sdk|_base_client.py.*\(request\)"
+
+def kept(filename: str, include: list[str]) -> bool:
+    path = filename.replace("\\", "/")
+    if "/spendfuse/" in path and "/spendfuse/testing/" not in path and "/bench/" not in path:
+        return True
+    return any(fragment in path for fragment in include)
+
+
+def short(key: tuple[str, int, str]) -> str:
+    filename, line, name = key
+    path = filename.replace("\\", "/")
+    for marker in ("/spendfuse/", "/site-packages/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            if marker == "/spendfuse/":
+                path = "spendfuse/" + path
+            break
+    return f"{path}:{line}({name})"
+
+
+def profile_case(case: Case, calls: int, warmup: int, include: list[str], lines: int) -> None:
+    target = make_target(case)
+    for _ in range(warmup):  # caches, the estimator's memo, lazily built state
+        target.call()
+    target.reset()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for index in range(calls):
+        target.call()
+        if index % RESET_EVERY == RESET_EVERY - 1:
+            target.reset()
+    profiler.disable()
+    stats: dict[tuple[str, int, str], Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    rows = [(key, value) for key, value in stats.items() if kept(key[0], include)]
+    total_self = sum(value[2] for _key, value in rows) / calls * 1e6
+    everything = sum(value[2] for value in stats.values()) / calls * 1e6
+    print(f"\n=== {case.name}: {calls} calls; kept functions' self time {total_self:,.1f} µs/call "
+          f"of {everything:,.1f} µs/call profiled (cProfile-inflated) ===")
+    for title, index in (("by self time", 2), ("by cumulative time", 3)):
+        print(f"\n  top {lines} {title}:  µs/call self | µs/call cumulative | calls/call | function")
+        for key, value in sorted(rows, key=lambda row: row[1][index], reverse=True)[:lines]:
+            _cc, ncalls, tottime, cumtime, _callers = value
+            print(f"  {tottime / calls * 1e6:10.2f} | {cumtime / calls * 1e6:10.2f} | {ncalls / calls:8.1f} | "
+                  f"{short(key)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mode", default="telemetry", choices=[mode for mode in MODES if mode != "budget-redis"])
-    parser.add_argument("--case", default="anthropic/json/mock")
-    parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--port", type=int, help="port of overhead_server.py, for loopback cases")
-    parser.add_argument("--sqlite", default="/tmp/spendfuse-profile.db", help="database file of budget-sqlite")
-    parser.add_argument("--pyinstrument", action="store_true", help="sample with pyinstrument instead of cProfile")
-    parser.add_argument("--lines", type=int, default=40)
+    runnable = [mode for mode in MODES if mode != "raw" and mode not in PEER_VENV]
+    parser.add_argument("--mode", default="spendfuse-noop", choices=runnable)
+    parser.add_argument("--case", default="", help="provider/shape (default: all four)")
+    parser.add_argument("--calls", type=int, default=2000, help="profiled calls per case")
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--include", default="", help="comma-separated path fragments to keep too, e.g. opentelemetry")
+    parser.add_argument("--lines", type=int, default=20)
     args = parser.parse_args()
 
-    stores = {"budget-memory": "memory://", "budget-sqlite": f"sqlite:///{args.sqlite}"}
-    mode = setup_mode(args.mode, stores.get(args.mode))
+    cases = [Case.parse(args.case)] if args.case else list(ALL_CASES)
+    include = [fragment for fragment in args.include.split(",") if fragment]
+    mode = setup_mode(args.mode)
+    print(f"mode {args.mode}; streams are profiled from the request to the last chunk consumed")
     with mode.context:
-        target = make_target(Case.parse(args.case), args.port)
-        for _ in range(50):  # warm caches, connections and the estimator's memo first
-            target.call()
-        if args.pyinstrument:
-            from pyinstrument import Profiler
-
-            sampler = Profiler(interval=0.0002)
-            sampler.start()
-            run_calls(target.call, target.reset, args.calls)
-            sampler.stop()
-            print(sampler.output_text(unicode=True, color=False, show_all=False))
-            return
-        profile = cProfile.Profile()
-        profile.enable()
-        run_calls(target.call, target.reset, args.calls)
-        profile.disable()
-    stats = pstats.Stats(profile)
-    stats.sort_stats("cumulative").print_stats(FOCUS, args.lines)
-
-
-def run_calls(call: Callable[[], None], reset: Callable[[], None], count: int) -> None:
-    for index in range(count):
-        call()
-        if index % RESET_EVERY == RESET_EVERY - 1:
-            reset()
+        for case in cases:
+            calls = args.calls if not case.stream else max(1, args.calls // 4)
+            profile_case(case, calls, args.warmup, include, args.lines)
+    mode.flush(True)
 
 
 if __name__ == "__main__":
