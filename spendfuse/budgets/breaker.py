@@ -75,11 +75,13 @@ class CallRequest:
     api: str
     model: str
     body: Mapping[str, Any]
-    max_tokens: int | None
+    max_tokens: int | None  # per choice, as the request sends it; None: the model's maximum
     cache_write: bool = False
     cache_write_1h: bool = False
     service_tier: str | None = None
     speed: str | None = None
+    # OpenAI ``n``: every choice may generate up to the output cap, and each is billed.
+    choices: int = 1
 
 
 @dataclass(slots=True)
@@ -189,7 +191,7 @@ class Breaker:
         if not chain and user is None and unresolved is None:
             # Nothing to reserve against (telemetry only): no worst case is needed, and the input
             # estimate is left to the rare call whose provider reports no usage (-1: not made).
-            max_output = request.max_tokens or self._default_max_output(request)
+            max_output = self._max_output(request)
             return Admission(the_run, rates, -1, max_output, reserved_usd=0, reserved_tokens=0)
 
         memo = None
@@ -198,7 +200,7 @@ class Breaker:
             if memo is None:
                 memo = the_run.memo = PrefixMemo()
         input_estimate = estimate_input_tokens(request.provider, request.api, request.model, request.body, memo)
-        max_output = request.max_tokens or self._default_max_output(request)
+        max_output = self._max_output(request)
         admission = Admission(
             run=the_run,
             rates=rates,
@@ -317,9 +319,13 @@ class Breaker:
         self._trip(error, request, the_run, span)
         raise error
 
-    def _default_max_output(self, request: CallRequest) -> int:
-        known = self.prices.max_output_tokens(request.provider, request.model)
-        return known if known else self.settings.default_max_output_tokens
+    def _max_output(self, request: CallRequest) -> int:
+        """The most output tokens the call can be billed for: the cap of one choice times ``n``."""
+        per_choice = request.max_tokens
+        if not per_choice:
+            known = self.prices.max_output_tokens(request.provider, request.model)
+            per_choice = known if known else self.settings.default_max_output_tokens
+        return per_choice * max(1, request.choices)
 
     def _worst_usd(self, rates: Rates | None, request: CallRequest, input_tokens: int, max_output: int) -> int:
         if rates is None:
@@ -459,13 +465,16 @@ class Breaker:
                 fitting = room - admission.input_estimate
             else:
                 fitting = self._output_tokens_within(admission, request, room)
-            fitting = min(fitting, admission.max_output - 1)
-            if fitting < self.settings.clamp_floor:
+            # max_tokens is per choice: with n choices the body's cap is the total fit divided by n.
+            choices = max(1, request.choices)
+            per_choice = min(fitting, admission.max_output - 1) // choices
+            if per_choice < self.settings.clamp_floor:
                 return denied
+            fitting = per_choice * choices
             admission.max_output = fitting
             admission.reserved_usd = self._worst_usd(admission.rates, request, admission.input_estimate, fitting)
             admission.reserved_tokens = admission.input_estimate + fitting
-            admission.clamped_to = fitting
+            admission.clamped_to = per_choice
             again = self._reserve(admission, chain, user, now)
             if again is None:
                 return None
@@ -497,7 +506,7 @@ class Breaker:
             in_flight=denied.in_flight,
             requested=denied.requested,
             model=request.model,
-            max_tokens=admission.max_output,
+            max_tokens=admission.max_output // max(1, request.choices),
             run_id=the_run.run_id if the_run else None,
             user_id=the_run.user_id if the_run else None,
             window=denied.window,
