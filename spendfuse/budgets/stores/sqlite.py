@@ -135,6 +135,12 @@ class SQLiteStore(BudgetStore):
     def __init__(self, url: str, *, timeout: float = 0.25) -> None:
         self.url = url
         self.path, options = parse_sqlite_url(url)
+        if not self.path.parent.is_dir():
+            # A typo in a path must not scatter budget files in folders nobody looks at.
+            raise ConfigError(
+                f"store: the folder {str(self.path.parent)!r} of the budget database {str(self.path)!r} does "
+                "not exist; create it first (spendfuse does not create folders) or point the store elsewhere"
+            )
         busy = options.get("busy_timeout")
         self.busy_timeout = float(busy) if busy is not None else max(float(timeout), MIN_BUSY_TIMEOUT)
         self._synchronous = options.get("synchronous", "normal").upper()
@@ -360,7 +366,7 @@ class SQLiteStore(BudgetStore):
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(self.path)
         conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
@@ -390,6 +396,19 @@ class SQLiteStore(BudgetStore):
             conn.close()
             raise
         return conn
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only (budgets name users and their spend).
+
+    SQLite gives the ``-wal`` and ``-shm`` files the mode of the database file, so they follow. An
+    existing file keeps the mode its owner chose.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
