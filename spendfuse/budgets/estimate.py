@@ -56,7 +56,6 @@ import copy
 import json
 import math
 import re
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -769,7 +768,6 @@ class PrefixMemo:
 
     def __init__(self) -> None:
         self._entries: list[_Remembered] = []
-        self._lock = threading.Lock()
 
     def remember(self, api: str, body: Mapping[str, Any], reported_input_tokens: int) -> None:
         try:
@@ -784,11 +782,13 @@ class PrefixMemo:
                 last=copy.deepcopy(messages[-1]),
                 reported=int(reported_input_tokens),
             )
-            with self._lock:
-                # The same conversation grown by a turn replaces its older entry.
-                kept = [old for old in self._entries if not _extends(entry, old)]
-                kept.append(entry)
-                self._entries = kept[-self.MAX_CONVERSATIONS :]
+            # No lock: remember() runs when a call settles, which may be inside a garbage
+            # collection on a thread that holds any lock. The list is replaced in one assignment;
+            # two racing calls may drop one entry, which only costs a memo miss.
+            # The same conversation grown by a turn replaces its older entry.
+            kept = [old for old in self._entries if not _extends(entry, old)]
+            kept.append(entry)
+            self._entries = kept[-self.MAX_CONVERSATIONS :]
         except Exception:
             return  # an uncopyable or uncomparable message: simply not memoized
 

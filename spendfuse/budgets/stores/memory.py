@@ -6,10 +6,10 @@ in one process, so its balance never needs a network round trip.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from spendfuse.budgets.critical import GuardedLock
 from spendfuse.budgets.stores._common import check_distinct, nonzero_amounts
 from spendfuse.budgets.stores.base import (
     METRICS,
@@ -38,7 +38,7 @@ class _Scope:
 class MemoryStore(BudgetStore):
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
-        self._lock = threading.Lock()
+        self._lock = GuardedLock()  # see spendfuse.budgets.critical
         self._scopes: dict[str, _Scope] = {}
         self._leases: dict[str, _Lease] = {}
         self._next_sweep = 0.0

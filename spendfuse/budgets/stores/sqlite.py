@@ -32,13 +32,13 @@ import json
 import os
 import random
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, unquote
 
+from spendfuse.budgets.critical import GuardedLock
 from spendfuse.budgets.stores._common import check_distinct, nonzero_amounts
 from spendfuse.budgets.stores.base import (
     METRICS,
@@ -146,8 +146,9 @@ class SQLiteStore(BudgetStore):
         self._synchronous = options.get("synchronous", "normal").upper()
         # One connection per process, one operation at a time: writes serialize on SQLite's lock anyway,
         # and queueing this process's threads on a Python lock leaves one of them at a time polling for
-        # the file lock against other processes (see _begin).
-        self._lock = threading.Lock()
+        # the file lock against other processes (see _begin). Guarded: a settlement the garbage
+        # collector starts inside a transaction is deferred (see spendfuse.budgets.critical).
+        self._lock = GuardedLock()
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._next_gc = 0.0
@@ -354,7 +355,7 @@ class SQLiteStore(BudgetStore):
         if self._conn is not None:
             _ABANDONED.append(self._conn)
         self._conn = None
-        self._lock = threading.Lock()
+        self._lock = GuardedLock()
         self._pid = os.getpid()
 
     def _connection(self) -> sqlite3.Connection:
