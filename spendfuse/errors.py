@@ -121,7 +121,7 @@ def is_budget_stop(error: BaseException | None) -> bool:
         attempt = getattr(current, "last_attempt", None)  # tenacity.RetryError
         if attempt is not None:
             try:
-                inner = attempt.exception()
+                inner = attempt.exception(timeout=0)  # never wait on a future that is not done
             except BaseException:  # a cancelled or unfinished future: nothing to follow
                 inner = None
             if isinstance(inner, BaseException):
