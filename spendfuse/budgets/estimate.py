@@ -57,8 +57,8 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
 
 __all__ = ["PrefixMemo", "estimate_input_tokens"]
 
@@ -215,6 +215,26 @@ class _Profile:
     anthropic_style: bool
     high_res: bool  # Claude image/page limits of Opus 4.7+
     image_family: tuple[str, int, int] | None  # OpenAI image accounting
+    # Bounds of texts already seen: an agent resends the same system prompt, tools and messages
+    # (the same str objects, whose hash Python caches), so most texts are a dict hit.
+    texts: dict[str, int] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    texts_chars: list[int] = field(default_factory=lambda: [0], compare=False, hash=False, repr=False)
+
+
+_TEXT_MEMO_CHARS = 4_000_000  # per profile; past it the memo starts over (a bound, not an LRU)
+
+
+def _text_bound(p: _Profile, text: str) -> int:
+    found = p.texts.get(text)
+    if found is None:
+        found = _text_micro(p.text, text)
+        chars = p.texts_chars
+        chars[0] += len(text)
+        if chars[0] > _TEXT_MEMO_CHARS:
+            p.texts.clear()
+            chars[0] = len(text)
+        p.texts[text] = found
+    return found
 
 
 _CLAUDE_VERSION = re.compile(r"claude-(?:[a-z]+-)?(\d+)(?:[.-](\d{1,2})(?!\d))?")
@@ -275,8 +295,16 @@ def _openai_tokenizer(name: str) -> str:
 # -- the walkers -----------------------------------------------------------------------------------
 
 
+def _is_list(obj: object) -> TypeGuard[Sequence[Any]]:
+    """A sequence that is not text; lists and tuples (what request bodies hold) skip the ABC check."""
+    kind = type(obj)
+    if kind is list or kind is tuple:
+        return True
+    return isinstance(obj, Sequence) and not isinstance(obj, str)
+
+
 def _as_mapping(obj: object) -> Mapping[str, Any] | None:
-    if isinstance(obj, Mapping):
+    if type(obj) is dict or isinstance(obj, Mapping):  # the exact-type test skips the ABC machinery
         return obj
     dump = getattr(obj, "model_dump", None)
     if callable(dump):
@@ -308,7 +336,7 @@ class _Walker:
 
     def text(self, value: object) -> int:
         if isinstance(value, str):
-            return _text_micro(self.p.text, value)
+            return _text_bound(self.p, value)
         if value is None:
             return 0
         return _bytes_micro(value)
@@ -367,7 +395,7 @@ class _Walker:
             system = body.get("system")
             total += self.text(system) if isinstance(system, str) else self.anthropic_blocks(system)
             tools = body.get("tools")
-            if isinstance(tools, Sequence) and not isinstance(tools, str) and tools:
+            if _is_list(tools) and tools:
                 total += _A_TOOLS_PROMPT * _MICRO
                 for tool in tools:
                     total += self.anthropic_tool(tool)
@@ -376,7 +404,7 @@ class _Walker:
             if body.get("mcp_servers"):  # their tools are fetched server-side: count what we see
                 total += _bytes_micro(body["mcp_servers"]) + _A_SERVER_TOOL * _MICRO
         messages = body.get("messages")
-        if isinstance(messages, Sequence) and not isinstance(messages, str):
+        if _is_list(messages):
             for message in messages[start:]:
                 total += self.anthropic_message(message)
         elif messages is not None:
@@ -473,7 +501,7 @@ class _Walker:
                 total += _O_TOOLS * _MICRO + _json_micro(self.p, functions)
             total += self.response_format(body.get("response_format"))
         messages = body.get("messages")
-        if isinstance(messages, Sequence) and not isinstance(messages, str):
+        if _is_list(messages):
             for message in messages[start:]:
                 total += self.chat_message(message)
         elif messages is not None:
@@ -491,7 +519,7 @@ class _Walker:
         if mapping.get("refusal"):
             total += self.text(mapping.get("refusal"))
         tool_calls = mapping.get("tool_calls")
-        if isinstance(tool_calls, Sequence) and not isinstance(tool_calls, str):
+        if _is_list(tool_calls):
             for call in tool_calls:
                 total += self.chat_tool_call(call)
         elif tool_calls:
