@@ -22,16 +22,13 @@ class GaugeUsers:
         self._store = store
         self._lock = GuardedLock()
         self._users: OrderedDict[str, UserScope] = OrderedDict()
+        self._last: UserScope | None = None
 
     def note(self, user: UserScope) -> None:
-        if stores.USD not in user.limits:
-            return
+        if user is self._last or stores.USD not in user.limits:
+            return  # the same user again (an agent loop): already the most recent
+        self._last = user
         users = self._users
-        try:
-            if users.get(user.user_id) is user and next(reversed(users)) == user.user_id:
-                return  # the same user again (an agent loop): nothing to move
-        except (RuntimeError, StopIteration):
-            pass  # another thread changed the order meanwhile: take the lock
         with self._lock:
             users[user.user_id] = user
             users.move_to_end(user.user_id)

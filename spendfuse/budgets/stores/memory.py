@@ -115,7 +115,10 @@ class MemoryStore(BudgetStore):
             return None
 
     def settle(self, lease_id: str, amounts: Mapping[str, int], now: float) -> bool:
-        amounts = nonzero_amounts(amounts)
+        for amount in amounts.values():
+            if type(amount) is not int or amount < 0:  # the rare odd input: the shared checks
+                amounts = nonzero_amounts(amounts)
+                break
         with self._lock:
             lease = self._leases.pop(lease_id, None)
             if lease is None or not lease.amounts:
@@ -125,9 +128,10 @@ class MemoryStore(BudgetStore):
                 if state is None:
                     continue
                 self._drop(state, lease_id, reserved)
+                spent = state.spent
                 for metric, amount in amounts.items():
                     if amount:
-                        state.spent[metric] = state.spent.get(metric, 0) + int(amount)
+                        spent[metric] = spent.get(metric, 0) + amount
             return True
 
     def expire(self, now: float) -> int:
