@@ -31,6 +31,7 @@ class _Depth(threading.local):
 
 
 _state = _Depth()
+_exiting = False
 PENDING: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
 
 
@@ -88,7 +89,11 @@ class GuardedLock:
 
     def __enter__(self) -> bool:
         _state.depth += 1
-        return self._lock.acquire()
+        try:
+            return self._lock.acquire()
+        except BaseException:  # interrupted while waiting (KeyboardInterrupt): not inside after all
+            _state.depth -= 1
+            raise
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -98,7 +103,14 @@ class GuardedLock:
 
 
 def defer(function: Callable[..., object], *args: Any) -> None:
-    """Run ``function(*args)`` later, outside every critical section. Safe from finalizers."""
+    """Run ``function(*args)`` later, outside every critical section. Safe from finalizers.
+
+    Once the exit drain has run, nothing would drain the queue again (``weakref.finalize`` may
+    run its exit hook after ours): outside a section the work then runs at once.
+    """
+    if _exiting and not _state.depth:
+        _run(function, args)
+        return
     PENDING.append((function, args))
 
 
@@ -106,12 +118,13 @@ def pending() -> int:
     return len(PENDING)
 
 
-def drain() -> int:
+def drain(*, at_exit: bool = False) -> int:
     """Run the deferred work now, unless this thread is inside a section; returns how much ran.
 
-    Any thread may drain: each item is popped exactly once (``deque.popleft`` is atomic).
+    Any thread may drain: each item is popped exactly once (``deque.popleft`` is atomic). At exit
+    nothing of ours is running any more, so the work runs whatever the mark says.
     """
-    if _state.depth:
+    if _state.depth and not at_exit:
         return 0
     done = 0
     while True:
@@ -119,13 +132,24 @@ def drain() -> int:
             function, args = PENDING.popleft()
         except IndexError:
             return done
-        try:
-            function(*args)
-        except Exception:
-            log.warning("spendfuse: a deferred settlement failed", exc_info=True)
+        _run(function, args)
         done += 1
 
 
-# Registered at import, before any stream exists: atexit runs handlers last-in first-out, so this
-# runs after weakref.finalize's own exit hook has finalized the streams still alive.
-atexit.register(drain)
+def _run(function: Callable[..., object], args: tuple[Any, ...]) -> None:
+    try:
+        function(*args)
+    except Exception:
+        log.warning("spendfuse: a deferred settlement failed", exc_info=True)
+
+
+def _at_exit() -> None:
+    global _exiting
+    _exiting = True
+    drain(at_exit=True)
+
+
+# atexit runs handlers last-in first-out. weakref.finalize registers its exit hook when the first
+# finalizer of the process is made, which may be before or after this import: streams it finalizes
+# after this handler ran are settled at once (see ``defer``).
+atexit.register(_at_exit)

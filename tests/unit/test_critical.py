@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -76,3 +78,20 @@ def test_the_next_admission_drains_deferred_settlements(instrument: Any) -> None
         breaker.settle(second, TokenUsage(10, 5), 105)
         assert run.balance.turns == 2 and run.balance.flight_turns == 0
         assert store.usage(first.user_key, time.time()).leases == 0
+
+
+def test_work_deferred_after_the_exit_drain_still_runs() -> None:
+    # A handler registered before spendfuse is imported runs after spendfuse's exit drain (atexit
+    # is last-in first-out), as weakref.finalize's exit hook may: its deferred work must still run.
+    script = (
+        "import atexit\n"
+        "def late():\n"
+        "    from spendfuse.budgets import critical\n"
+        "    critical.defer(print, 'late work ran')\n"
+        "atexit.register(late)\n"
+        "from spendfuse.budgets import critical\n"
+        "critical.defer(print, 'early work ran')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["early work ran", "late work ran"]
