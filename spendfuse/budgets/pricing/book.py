@@ -144,14 +144,13 @@ class PriceBook:
         input_tokens = max(input_tokens, 0)
         max_output_tokens = max(max_output_tokens, 0)
         writes = cache_write or cache_write_1h or rates.implicit_cache_write
+        if not rates.tiers:  # the common case, on every admission: no tuple of candidates
+            return _ceil_micros(
+                input_tokens * _dearest_input(rates, writes, cache_write_1h) + max_output_tokens * rates.output
+            )
         best = 0
         for r in _reachable(rates, input_tokens):
-            per_input = max(r.input, r.cache_read)
-            if writes:
-                per_input = max(per_input, r.cache_write)
-            if cache_write_1h:
-                per_input = max(per_input, r.cache_write_1h)
-            pico = input_tokens * per_input + max_output_tokens * r.output
+            pico = input_tokens * _dearest_input(r, writes, cache_write_1h) + max_output_tokens * r.output
             if pico > best:
                 best = pico
         return _ceil_micros(best)
@@ -220,3 +219,13 @@ class PriceBook:
             context = {}
         model_price = model.get_prices(self._now, context or None)
         return _rates_from_model_price(model_price)
+
+
+def _dearest_input(r: Rates, writes: bool, write_1h: bool) -> int:
+    """The dearest rate one input token can be billed at: uncached, a cache read, or a write."""
+    per_input = r.input if r.input > r.cache_read else r.cache_read
+    if writes and r.cache_write > per_input:
+        per_input = r.cache_write
+    if write_1h and r.cache_write_1h > per_input:
+        per_input = r.cache_write_1h
+    return per_input
