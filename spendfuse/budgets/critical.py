@@ -26,18 +26,23 @@ from typing import Any
 log = logging.getLogger("spendfuse")
 
 
-class _Depth(threading.local):
-    depth = 0  # sections this thread is in; a class default, so a new thread reads 0 without setup
-
-
-_state = _Depth()
+# ``depth``: how many sections this thread is in. A plain ``threading.local`` (a subclass with a class
+# default reads slower); a thread that never entered one has no attribute yet.
+_state = threading.local()
 _exiting = False
 PENDING: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
 
 
 def inside() -> bool:
     """True while this thread is inside one of spendfuse's critical sections."""
-    return _state.depth > 0
+    return getattr(_state, "depth", 0) > 0
+
+
+def _enter() -> None:
+    try:
+        _state.depth += 1
+    except AttributeError:  # this thread's first section
+        _state.depth = 1
 
 
 class _Section:
@@ -46,7 +51,7 @@ class _Section:
     __slots__ = ()
 
     def __enter__(self) -> None:
-        _state.depth += 1
+        _enter()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -70,7 +75,7 @@ class GuardedLock:
         self._lock = threading.Lock()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        _state.depth += 1
+        _enter()
         try:
             acquired = self._lock.acquire(blocking, timeout)
         except BaseException:
@@ -88,7 +93,10 @@ class GuardedLock:
         return self._lock.locked()
 
     def __enter__(self) -> bool:
-        _state.depth += 1
+        try:
+            _state.depth += 1
+        except AttributeError:  # this thread's first section
+            _state.depth = 1
         try:
             return self._lock.acquire()
         except BaseException:  # interrupted while waiting (KeyboardInterrupt): not inside after all
@@ -108,7 +116,7 @@ def defer(function: Callable[..., object], *args: Any) -> None:
     Once the exit drain has run, nothing would drain the queue again (``weakref.finalize`` may
     run its exit hook after ours): outside a section the work then runs at once.
     """
-    if _exiting and not _state.depth:
+    if _exiting and not inside():
         _run(function, args)
         return
     PENDING.append((function, args))
@@ -124,7 +132,7 @@ def drain(*, at_exit: bool = False) -> int:
     Any thread may drain: each item is popped exactly once (``deque.popleft`` is atomic). At exit
     nothing of ours is running any more, so the work runs whatever the mark says.
     """
-    if _state.depth and not at_exit:
+    if not at_exit and inside():
         return 0
     done = 0
     while True:
