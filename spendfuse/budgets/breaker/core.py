@@ -92,7 +92,8 @@ class Breaker:
         """Reserve the call's worst case or raise. Raises only deliberate spendfuse errors."""
         if PENDING:
             critical.drain()
-        self._refusals.refuse_stopped(request, the_run, span)
+        if self._refusals.any_hard_stop:
+            self._refusals.refuse_stopped(request, the_run, span)
         now = time.time()
         chain: tuple[Run, ...] = the_run.chain if the_run is not None else ()
         unresolved: Exception | None = None
@@ -153,7 +154,8 @@ class Breaker:
             except BaseException:
                 unreserve_runs(admission, chain)
                 raise
-        self._warnings.check(admission, chain, user, now, span, request)
+        if self._warnings.warn_at is not None:
+            self._warnings.check(admission, chain, user, now, span, request)
         if PENDING:
             critical.drain()
         return admission

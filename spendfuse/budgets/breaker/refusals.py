@@ -51,6 +51,7 @@ class Refusals:
         self.instruments = instruments
         self._runs: weakref.WeakKeyDictionary[Run, _RunStops] = weakref.WeakKeyDictionary()
         self._lock = GuardedLock()
+        self.any_hard_stop = False  # until a run is hard-stopped, admission skips the check
 
     # -- errors ------------------------------------------------------------------------------
 
@@ -144,6 +145,7 @@ class Refusals:
             stops.tripped.add(marker)
             if hard and stops.hard is None:
                 stops.hard = error
+                self.any_hard_stop = True
         return first
 
     def _trip(self, error: BudgetExceeded, request: CallRequest, the_run: Run | None, span: SpanLike | None) -> None:
