@@ -83,8 +83,9 @@ def _latency_worker(url: str, seconds: float, start_at: float, results: Any) -> 
             errors += 1
             continue
         latencies.append(time.perf_counter() - started)
+    leaked = store.usage("bench:user", time.time()).leases  # this process's view (memory: its own store)
     store.close()
-    results.put((latencies, errors))
+    results.put((latencies, errors, leaked))
 
 
 @dataclass
@@ -95,6 +96,7 @@ class LatencyRow:
     p99_us: float
     calls_per_s: float
     errors: int
+    leaked: int  # leases still open once every worker exited cleanly (must be 0)
 
 
 def bench_latency(name: str, url: str, processes: int, seconds: float) -> LatencyRow:
@@ -109,6 +111,12 @@ def bench_latency(name: str, url: str, processes: int, seconds: float) -> Latenc
     reports = [results.get(timeout=120) for _ in workers]
     for worker in workers:
         worker.join()
+    if url.startswith("memory:"):
+        leaked = sum(report[2] for report in reports)
+    else:
+        store = open_store(url, timeout=5.0)
+        leaked = store.usage("bench:user", time.time()).leases
+        store.close()
     latencies = sorted(value for report in reports for value in report[0])
     return LatencyRow(
         name,
@@ -117,6 +125,7 @@ def bench_latency(name: str, url: str, processes: int, seconds: float) -> Latenc
         _percentile(latencies, 0.99) * 1e6,
         len(latencies) / seconds,
         sum(report[1] for report in reports),
+        leaked,
     )
 
 
@@ -269,11 +278,11 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"reserve + settle, {options.seconds:g}s per row (python {sys.version.split()[0]})")
-    print(f"{'store':<8} {'procs':>5} {'p50 us':>9} {'p99 us':>9} {'calls/s':>10} {'errors':>6}")
+    print(f"{'store':<8} {'procs':>5} {'p50 us':>9} {'p99 us':>9} {'calls/s':>10} {'errors':>6} {'leaked leases':>13}")
     for row in latency:
         print(
             f"{row.store:<8} {row.processes:>5} {row.p50_us:>9.0f} {row.p99_us:>9.0f} "
-            f"{row.calls_per_s:>10.0f} {row.errors:>6}"
+            f"{row.calls_per_s:>10.0f} {row.errors:>6} {row.leaked:>13}"
         )
     print()
     print(f"accuracy against a ${ACCURACY_LIMIT / MICROS:g} limit, worst case $0.05-0.20, actual 20-100 % of it")

@@ -15,6 +15,8 @@ from spendfuse.errors import (
     TokenLimitExceeded,
     TurnLimitExceeded,
     UnpricedModelError,
+    is_budget_stop,
+    retry_unless_budget_stop,
 )
 from spendfuse.instrumentation.instrumentor import instrument, uninstrument
 from spendfuse.runs.run import Run, current_run, run
@@ -37,6 +39,8 @@ __all__ = [
     "current_run",
     "flush",
     "instrument",
+    "is_budget_stop",
+    "retry_unless_budget_stop",
     "run",
     "tool",
     "uninstrument",

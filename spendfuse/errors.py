@@ -55,6 +55,8 @@ class BudgetExceeded(SpendfuseError):
         self.user_id = user_id
         self.model = model
         self.window: str | None = None  # user scopes: the window name ("1d", "month", ...)
+        # True when the run was already refused for this limit: a retry of a refusal, not a new trip.
+        self.repeated = False
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         # Keyword-only constructor: make the error survive pickling (multiprocessing, Celery).
@@ -92,6 +94,50 @@ ERROR_BY_LIMIT: dict[str, type[BudgetExceeded]] = {
     cls.limit_name: cls
     for cls in (CostLimitExceeded, TurnLimitExceeded, TokenLimitExceeded, TimeLimitExceeded, RepeatLimitExceeded)
 }
+
+
+def is_budget_stop(error: BaseException | None) -> bool:
+    """True when ``error`` is, wraps or was raised while handling a ``BudgetExceeded``.
+
+    Frameworks wrap what a model call raised (LangChain, LiteLLM, tenacity's ``RetryError``, an
+    agent's own exception): the search follows ``__cause__`` and ``__context__``, the
+    ``exceptions`` of exception groups and tenacity's ``last_attempt``, and stops at a cycle.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [] if error is None else [error]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, BudgetExceeded):
+            return True
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                todo.append(linked)
+        nested = getattr(current, "exceptions", None)
+        if isinstance(nested, (list, tuple)):
+            todo.extend(e for e in nested if isinstance(e, BaseException))
+        attempt = getattr(current, "last_attempt", None)  # tenacity.RetryError
+        if attempt is not None:
+            try:
+                inner = attempt.exception(timeout=0)  # never wait on a future that is not done
+            except BaseException:  # a cancelled or unfinished future: nothing to follow
+                inner = None
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+    return False
+
+
+def retry_unless_budget_stop(error: BaseException) -> bool:
+    """A retry predicate: retry anything but a budget stop.
+
+    tenacity: ``retry=tenacity.retry_if_exception(spendfuse.retry_unless_budget_stop)``;
+    LangChain: ``runnable.with_retry(retry_if_exception_type=...)`` takes types only, so raise
+    through ``spendfuse.BudgetExceeded`` (never a subclass of a provider error, so provider-error
+    retries skip it) or filter with this predicate in your own loop.
+    """
+    return not is_budget_stop(error)
 
 
 class UnpricedModelError(SpendfuseError):

@@ -15,6 +15,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import Tracer
 
 from spendfuse._log import log
+from spendfuse.budgets import critical
 from spendfuse.telemetry.emitter import Task, emitter, run_inline
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ def emit(task: Task) -> None:
 
 def flush(timeout_millis: int = 5000) -> None:
     """Emit spendfuse's pending spans and measurements, then flush the OpenTelemetry providers."""
+    critical.drain()  # settlements deferred out of a critical section (a stream ended inside a GC)
     emitter.flush(timeout_millis / 1000)
     active = _active
     tracer_provider = active.tracer_provider if active is not None else None

@@ -105,13 +105,13 @@ def begin(runtime: Runtime, provider: Provider, instance: Any, args: tuple[Any, 
         return None
     call = ModelCall(runtime, provider, api, request, body, span, the_run, stream)
     try:
-        max_tokens = request.max_tokens * request.choices if request.max_tokens else None
         call_request = CallRequest(
             provider=provider.name,
             api=api,
             model=request.model,
             body=body,
-            max_tokens=max_tokens,
+            max_tokens=request.max_tokens,
+            choices=request.choices,
             cache_write=request.cache_write,
             cache_write_1h=request.cache_write_1h,
             service_tier=request.service_tier,

@@ -6,10 +6,17 @@ reserved under one module lock: reserving a run and all its parents stays atomic
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-RUN_LOCK = threading.Lock()
+from spendfuse.budgets.critical import GuardedLock
+
+if TYPE_CHECKING:
+    from spendfuse.budgets.usage import TokenUsage
+
+# Guarded: a stream settled by the garbage collector while this thread holds it is deferred, not
+# deadlocked (see spendfuse.budgets.critical).
+RUN_LOCK = GuardedLock()
 
 MICROS = 1_000_000
 
@@ -33,6 +40,36 @@ class Balance:
     @property
     def tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    # The arithmetic below runs with RUN_LOCK held by the caller (the breaker), for every run of a
+    # chain at once.
+
+    def reserve(self, usd: int, turns: int, tokens: int) -> None:
+        self.flight_usd += usd
+        self.flight_turns += turns
+        self.flight_tokens += tokens
+
+    def unreserve(self, usd: int, turns: int, tokens: int) -> None:
+        self.flight_usd -= usd
+        self.flight_turns -= turns
+        self.flight_tokens -= tokens
+
+    def settle(self, reserved_usd: int, reserved_tokens: int, usage: TokenUsage | None, cost: int | None) -> None:
+        """Replace one call's reservation (one turn) by what it used; ``usage`` None: nothing billed,
+        ``cost`` None: billed at a price nobody knows (counted, never taken as $0 silently)."""
+        self.flight_usd -= reserved_usd
+        self.flight_turns -= 1
+        self.flight_tokens -= reserved_tokens
+        self.turns += 1
+        if cost:
+            self.usd += cost
+        if usage is not None:
+            self.input_tokens += usage.input_tokens
+            self.output_tokens += usage.output_tokens
+            self.cache_read_tokens += usage.cache_read_tokens
+            self.cache_write_tokens += usage.cache_write_tokens
+            if cost is None:
+                self.unknown_cost_calls += 1
 
 
 @dataclass(frozen=True, slots=True)

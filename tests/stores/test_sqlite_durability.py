@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import sqlite3
+import stat
 import time
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def _check(db: Path, runs: int) -> tuple[int, int]:
 @pytest.mark.slow
 def test_sigkill_in_a_reserve_settle_loop_never_corrupts(tmp_path: Path) -> None:
     db = tmp_path / "kill" / "budget.db"
+    db.parent.mkdir()
     url = f"sqlite:///{db}"
     rng = random.Random(1234)
     for run in range(KILLS):
@@ -86,6 +88,7 @@ def test_sigkill_in_a_reserve_settle_loop_never_corrupts(tmp_path: Path) -> None
 
 def test_state_survives_reopening(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/nested/dirs/budget.db"
+    (tmp_path / "nested" / "dirs").mkdir(parents=True)  # folders are the user's to create (DESIGN §4)
     now = time.time()
     first = open_store(url)
     assert first.reserve("a", [ScopeRequest("u", {USD: 100}, {USD: 40})], now + 60, now) is None
@@ -173,3 +176,26 @@ def test_idle_windows_are_garbage_collected(tmp_path: Path) -> None:
         keys = {key for (key,) in raw.execute("SELECT key FROM scopes")}
         assert keys == {"user:live", "other"}
         assert raw.execute("SELECT COUNT(*) FROM balances WHERE key LIKE 'user:day-%'").fetchone() == (0,)
+
+
+def test_files_we_create_are_private(tmp_path: Path) -> None:
+    previous = os.umask(0o022)  # the common default, which would leave a new file world-readable
+    try:
+        store = open_store(f"sqlite:///{tmp_path}/private.db")
+        now = time.time()
+        assert store.reserve("a", [ScopeRequest("u", {USD: 100}, {USD: 40})], now + 60, now) is None
+        files = sorted(p.name for p in tmp_path.iterdir())
+        assert files == ["private.db", "private.db-shm", "private.db-wal"]
+        for path in tmp_path.iterdir():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        store.close()
+    finally:
+        os.umask(previous)
+
+
+def test_a_missing_folder_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such"
+    with pytest.raises(ConfigError) as caught:
+        open_store(f"sqlite:///{missing}/budget.db")
+    assert str(missing) in str(caught.value)
+    assert not (tmp_path / "no").exists()

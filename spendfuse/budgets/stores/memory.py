@@ -6,10 +6,11 @@ in one process, so its balance never needs a network round trip.
 
 from __future__ import annotations
 
-import threading
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from spendfuse.budgets.critical import GuardedLock
 from spendfuse.budgets.stores._common import check_distinct, nonzero_amounts
 from spendfuse.budgets.stores.base import (
     METRICS,
@@ -33,19 +34,25 @@ class _Scope:
     in_flight: dict[str, int] = field(default_factory=lambda: dict.fromkeys(METRICS, 0))
     leases: set[str] = field(default_factory=set)
     expires_at: float | None = None
+    # No lease of the scope expires before this (a lower bound): reserve skips the expiry scan.
+    next_expiry: float = math.inf
 
 
 class MemoryStore(BudgetStore):
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
-        self._lock = threading.Lock()
+        self._lock = GuardedLock()  # see spendfuse.budgets.critical
         self._scopes: dict[str, _Scope] = {}
         self._leases: dict[str, _Lease] = {}
         self._next_sweep = 0.0
+        # The breaker resends one ScopeRequest object while a call's worst case stays the same.
+        self._last_amounts: tuple[ScopeRequest | None, dict[str, int]] = (None, {})
 
     def reserve(
         self, lease_id: str, scopes: Sequence[ScopeRequest], lease_expires_at: float, now: float
     ) -> Denial | None:
+        if len(scopes) == 1:
+            return self._reserve_one(lease_id, scopes[0], lease_expires_at, now)
         check_distinct(scopes)
         amounts = [nonzero_amounts(request.amounts) for request in scopes]
         with self._lock:
@@ -68,12 +75,50 @@ class MemoryStore(BudgetStore):
                 for metric, amount in reserved.items():
                     state.in_flight[metric] = state.in_flight.get(metric, 0) + amount
                 state.leases.add(lease_id)
+                if lease_expires_at < state.next_expiry:
+                    state.next_expiry = lease_expires_at
                 lease.amounts[request.key] = reserved
             self._leases[lease_id] = lease
             return None
 
+    def _reserve_one(self, lease_id: str, request: ScopeRequest, lease_expires_at: float, now: float) -> Denial | None:
+        """``reserve`` of one scope (what the breaker sends), without the general case's lists."""
+        last, reserved = self._last_amounts
+        if last is not request:
+            reserved = nonzero_amounts(request.amounts)
+            self._last_amounts = (request, reserved)
+        key = request.key
+        with self._lock:
+            if lease_id in self._leases:
+                return None  # a resent reservation is admitted once
+            if now >= self._next_sweep:
+                self._sweep(now)
+            state = self._scopes.get(key)
+            if state is None:
+                state = self._scopes[key] = _Scope(expires_at=request.expires_at)
+            elif state.next_expiry <= now:
+                self._expire_scope(state, now)
+            spent, in_flight = state.spent, state.in_flight
+            for metric, limit in request.limits.items():
+                requested = reserved.get(metric, 0)
+                used = spent.get(metric, 0)
+                flying = in_flight.get(metric, 0)
+                if used + flying + requested > limit:
+                    return Denial(key, metric, limit, used, flying, requested)
+            for metric, amount in reserved.items():
+                in_flight[metric] = in_flight.get(metric, 0) + amount
+            state.leases.add(lease_id)
+            if lease_expires_at < state.next_expiry:
+                state.next_expiry = lease_expires_at
+            # ``reserved`` may be shared between leases: it is only ever read.
+            self._leases[lease_id] = _Lease({key: reserved}, lease_expires_at)
+            return None
+
     def settle(self, lease_id: str, amounts: Mapping[str, int], now: float) -> bool:
-        amounts = nonzero_amounts(amounts)
+        for amount in amounts.values():
+            if type(amount) is not int or amount < 0:  # the rare odd input: the shared checks
+                amounts = nonzero_amounts(amounts)
+                break
         with self._lock:
             lease = self._leases.pop(lease_id, None)
             if lease is None or not lease.amounts:
@@ -83,9 +128,10 @@ class MemoryStore(BudgetStore):
                 if state is None:
                     continue
                 self._drop(state, lease_id, reserved)
+                spent = state.spent
                 for metric, amount in amounts.items():
                     if amount:
-                        state.spent[metric] = state.spent.get(metric, 0) + int(amount)
+                        spent[metric] = spent.get(metric, 0) + amount
             return True
 
     def expire(self, now: float) -> int:
@@ -139,8 +185,12 @@ class MemoryStore(BudgetStore):
                 state.spent[metric] = state.spent.get(metric, 0) + amount
 
     def _expire_scope(self, state: _Scope, now: float) -> None:
-        for lease_id in [lid for lid in state.leases if self._leases[lid].expires_at <= now]:
+        if state.next_expiry > now:
+            return
+        leases = self._leases
+        for lease_id in [lid for lid in state.leases if leases[lid].expires_at <= now]:
             self._charge(lease_id)
+        state.next_expiry = min((leases[lid].expires_at for lid in state.leases), default=math.inf)
 
     def _expire_all(self, now: float) -> int:
         expired = [lid for lid, lease in self._leases.items() if lease.expires_at <= now]

@@ -36,11 +36,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+from spendfuse.budgets.critical import GuardedLock, section
 from spendfuse.budgets.stores._common import check_distinct, nonzero_amounts, redacted_url
 from spendfuse.budgets.stores.base import (
     BudgetStore,
@@ -165,7 +165,7 @@ class RedisStore(BudgetStore):
         self._usage = self._client.register_script(USAGE)
         self._expire = self._client.register_script(EXPIRE)
         self._routes: dict[str, tuple[tuple[str, ...], float]] = {}
-        self._routes_lock = threading.Lock()
+        self._routes_lock = GuardedLock()
         self._next_prune = 0.0
 
     def _keys(self, tag: str) -> list[str]:
@@ -196,7 +196,8 @@ class RedisStore(BudgetStore):
         # Remembered before the call: if the answer is lost, a later release still finds the lease.
         self._remember(lease_id, tuple(tags), lease_expires_at, now)
         try:
-            reply = self._reserve(keys=keys, args=args)
+            with section:  # redis-py's pool and connection locks are held inside
+                reply = self._reserve(keys=keys, args=args)
         except Exception as exc:
             self._raise_unavailable(exc)
         if int(reply[0]) == 1:
@@ -222,7 +223,8 @@ class RedisStore(BudgetStore):
         keys = [key for tag in tags for key in self._keys(tag)]
         args = [self.prefix, repr(float(now)), lease_id, json.dumps(actual), *tags]
         try:
-            found = self._settle(keys=keys, args=args)
+            with section:
+                found = self._settle(keys=keys, args=args)
         except Exception as exc:
             # The settle may not have happened: keep the route so that a retry can still find the lease.
             with self._routes_lock:
@@ -236,10 +238,11 @@ class RedisStore(BudgetStore):
         pattern = _glob_escape(self.prefix) + "{*}:l"
         charged = 0
         try:
-            for name in self._client.scan_iter(match=pattern, count=1000, _type="zset"):
-                text = _text(name)
-                tag = text[len(self.prefix) + 1 : text.index("}", len(self.prefix))]
-                charged += int(self._expire(keys=self._keys(tag), args=[self.prefix, repr(float(now)), tag]))
+            with section:
+                for name in self._client.scan_iter(match=pattern, count=1000, _type="zset"):
+                    text = _text(name)
+                    tag = text[len(self.prefix) + 1 : text.index("}", len(self.prefix))]
+                    charged += int(self._expire(keys=self._keys(tag), args=[self.prefix, repr(float(now)), tag]))
         except Exception as exc:
             self._raise_unavailable(exc)
         return charged
@@ -247,7 +250,8 @@ class RedisStore(BudgetStore):
     def usage(self, key: str, now: float) -> ScopeUsage:
         tag = scope_tag(key)
         try:
-            fields, leases = self._usage(keys=self._keys(tag), args=[self.prefix, repr(float(now)), tag])
+            with section:
+                fields, leases = self._usage(keys=self._keys(tag), args=[self.prefix, repr(float(now)), tag])
         except Exception as exc:
             self._raise_unavailable(exc)
         usage = ScopeUsage()
@@ -262,13 +266,15 @@ class RedisStore(BudgetStore):
 
     def reset(self, key: str) -> None:
         try:
-            self._client.delete(*self._keys(scope_tag(key)))
+            with section:
+                self._client.delete(*self._keys(scope_tag(key)))
         except Exception as exc:
             self._raise_unavailable(exc)
 
     def close(self) -> None:
-        self._client.close()
-        self._client.connection_pool.disconnect()
+        with section:
+            self._client.close()
+            self._client.connection_pool.disconnect()
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -32,13 +32,13 @@ import json
 import os
 import random
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, unquote
 
+from spendfuse.budgets.critical import GuardedLock
 from spendfuse.budgets.stores._common import check_distinct, nonzero_amounts
 from spendfuse.budgets.stores.base import (
     METRICS,
@@ -135,13 +135,20 @@ class SQLiteStore(BudgetStore):
     def __init__(self, url: str, *, timeout: float = 0.25) -> None:
         self.url = url
         self.path, options = parse_sqlite_url(url)
+        if not self.path.parent.is_dir():
+            # A typo in a path must not scatter budget files in folders nobody looks at.
+            raise ConfigError(
+                f"store: the folder {str(self.path.parent)!r} of the budget database {str(self.path)!r} does "
+                "not exist; create it first (spendfuse does not create folders) or point the store elsewhere"
+            )
         busy = options.get("busy_timeout")
         self.busy_timeout = float(busy) if busy is not None else max(float(timeout), MIN_BUSY_TIMEOUT)
         self._synchronous = options.get("synchronous", "normal").upper()
         # One connection per process, one operation at a time: writes serialize on SQLite's lock anyway,
         # and queueing this process's threads on a Python lock leaves one of them at a time polling for
-        # the file lock against other processes (see _begin).
-        self._lock = threading.Lock()
+        # the file lock against other processes (see _begin). Guarded: a settlement the garbage
+        # collector starts inside a transaction is deferred (see spendfuse.budgets.critical).
+        self._lock = GuardedLock()
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._next_gc = 0.0
@@ -348,7 +355,7 @@ class SQLiteStore(BudgetStore):
         if self._conn is not None:
             _ABANDONED.append(self._conn)
         self._conn = None
-        self._lock = threading.Lock()
+        self._lock = GuardedLock()
         self._pid = os.getpid()
 
     def _connection(self) -> sqlite3.Connection:
@@ -360,7 +367,7 @@ class SQLiteStore(BudgetStore):
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(self.path)
         conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
@@ -390,6 +397,19 @@ class SQLiteStore(BudgetStore):
             conn.close()
             raise
         return conn
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only (budgets name users and their spend).
+
+    SQLite gives the ``-wal`` and ``-shm`` files the mode of the database file, so they follow. An
+    existing file keeps the mode its owner chose.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

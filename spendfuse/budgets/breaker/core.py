@@ -1,0 +1,301 @@
+"""The breaker: admit a call only if its worst case fits every budget it touches.
+
+Admission reserves the call's worst case (input estimate + max output x choices at the output
+rate; one turn; input + max output tokens) on the current run and its parents (in process, under
+one lock) and on the user's window (in the configured store), all or nothing, with ``spent +
+in_flight + request <= limit`` everywhere. Settlement replaces the reservation with the reported
+usage. Every number is an integer: micro-dollars for money.
+
+The pieces, one concern each: ``request`` (the data), ``scopes`` (user windows), ``checks`` (run
+clock and loops), ``reserve`` (reservation and the store policy), ``refusals`` (errors, trips,
+hard stops), ``warnings`` (warn_at), ``gauges`` (user-window gauges), ``leases`` (lease ids).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from spendfuse.budgets import critical, stores
+from spendfuse.budgets.breaker.checks import PastLimit, past_run_limit
+from spendfuse.budgets.breaker.gauges import GaugeUsers
+from spendfuse.budgets.breaker.refusals import Refusals
+from spendfuse.budgets.breaker.request import Admission, CallRequest, Denied, SpanLike
+from spendfuse.budgets.breaker.reserve import (
+    UserReservations,
+    force_runs,
+    reserve_runs,
+    unreserve_runs,
+)
+from spendfuse.budgets.breaker.scopes import UserScope, UserScopes
+from spendfuse.budgets.breaker.warnings import Warnings
+from spendfuse.budgets.critical import GuardedLock
+from spendfuse.budgets.estimate import PrefixMemo, estimate_input_tokens
+from spendfuse.budgets.messages import budget_error
+from spendfuse.budgets.pricing import PriceBook, Rates
+from spendfuse.budgets.usage import TokenUsage
+from spendfuse.errors import UnpricedModelError
+from spendfuse.runs.balance import RUN_LOCK
+
+if TYPE_CHECKING:
+    from spendfuse.config.settings import Settings
+    from spendfuse.runs.run import Run
+    from spendfuse.telemetry.instruments import Instruments
+
+PENDING = critical.PENDING
+
+
+class Breaker:
+    def __init__(
+        self,
+        settings: Settings,
+        prices: PriceBook,
+        instruments: Instruments,
+        store: stores.BudgetStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self.prices = prices
+        self.instruments = instruments
+        self._store = store
+        self._store_lock = GuardedLock()
+        self._scopes = UserScopes(settings.user_budget)
+        self._gauges = GaugeUsers(lambda: self.store)
+        self._warnings = Warnings(settings.warn_at, instruments, lambda: self.store)
+        self._refusals = Refusals(settings, instruments)
+        self._users = UserReservations(settings, instruments, lambda: self.store, self._gauges.note)
+        instruments.set_gauge_source(self._gauges.rows)
+
+    # -- store ---------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> stores.BudgetStore:
+        if self._store is None:
+            with self._store_lock:
+                if self._store is None:
+                    self._store = stores.open_store(self.settings.store, timeout=self.settings.store_timeout)
+        return self._store
+
+    def close(self) -> None:
+        """Settle what is still deferred, then close the store."""
+        critical.drain()
+        if self._store is not None:
+            self._store.close()
+
+    @staticmethod
+    def drain() -> int:
+        """Run settlements deferred out of critical sections (see ``settle(deferred=True)``)."""
+        return critical.drain()
+
+    # -- admission -----------------------------------------------------------------------------
+
+    def admit(self, request: CallRequest, the_run: Run | None, span: SpanLike | None) -> Admission:
+        """Reserve the call's worst case or raise. Raises only deliberate spendfuse errors."""
+        if PENDING:
+            critical.drain()
+        if self._refusals.any_hard_stop:
+            self._refusals.refuse_stopped(request, the_run, span)
+        now = time.time()
+        chain: tuple[Run, ...] = the_run.chain if the_run is not None else ()
+        unresolved: Exception | None = None
+        try:
+            user = self._scopes.get(the_run.user_id if the_run is not None else None, now)
+        except Exception as exc:  # the user_budget callable raised: the user's limits are unknown
+            user, unresolved = None, exc
+        rates = self.prices.rates(
+            request.provider, request.model, service_tier=request.service_tier, speed=request.speed
+        )
+        if rates is None and (
+            (user is not None and stores.USD in user.limits)
+            or any(r.budget is not None and r.budget.usd is not None for r in chain)
+        ):
+            raise UnpricedModelError(request.model, request.provider)
+        if chain:
+            past = past_run_limit(chain)
+            if past is not None:
+                self._refuse_past(past, request, the_run, span)
+        if not chain and user is None and unresolved is None:
+            # Nothing to reserve against (telemetry only): no worst case is needed, and the input
+            # estimate is left to the rare call whose provider reports no usage (-1: not made).
+            return Admission(the_run, rates, -1, self._max_output(request), reserved_usd=0, reserved_tokens=0)
+
+        memo = None
+        if the_run is not None:
+            memo = the_run.memo
+            if memo is None:
+                memo = the_run.memo = PrefixMemo()
+        input_estimate = estimate_input_tokens(request.provider, request.api, request.model, request.body, memo)
+        max_output = self._max_output(request)
+        admission = Admission(
+            run=the_run,
+            rates=rates,
+            input_estimate=input_estimate,
+            max_output=max_output,
+            reserved_usd=self._worst_usd(rates, request, input_estimate, max_output),
+            reserved_tokens=input_estimate + max_output,
+        )
+        if not chain and user is None:
+            return admission  # nothing to reserve against: telemetry only
+
+        denied = self._reserve(admission, chain, user, now)
+        if denied is not None and self.settings.clamp and denied.metric in ("usd", "tokens"):
+            denied = self._clamp(admission, request, chain, user, now, denied)
+        if denied is not None:
+            error = self._refusals.error(denied, request, admission.max_output // max(1, request.choices), the_run)
+            # A run's settled spend never goes down: if it alone leaves no room, waiting cannot help.
+            hard = denied.scope == "run" and denied.spent + denied.requested > denied.limit
+            self._refusals.refuse(error, request, the_run, span, hard=hard)  # raises unless approved
+            admission.approved = True
+            self._force_reserve(admission, chain, user, now)
+        if unresolved is not None:
+            # Unknown user limits are a store outage by another name, never "no user limit" (and
+            # the run limits above still held): closed refuses, open admits and counts it.
+            try:
+                self._users.failed(admission, unresolved, source="the user_budget callable")
+            except BaseException:
+                unreserve_runs(admission, chain)
+                raise
+        if self._warnings.warn_at is not None:
+            self._warnings.check(admission, chain, user, now, span, request)
+        if PENDING:
+            critical.drain()
+        return admission
+
+    def _refuse_past(self, past: PastLimit, request: CallRequest, the_run: Run | None, span: SpanLike | None) -> None:
+        error = budget_error(
+            scope="run", key=past.run_id, limit=past.limit, limit_value=past.limit_value, spent=past.spent,
+            in_flight=0, requested=1 if past.limit == "repeats" else 0, model=request.model,
+            max_tokens=request.max_tokens, run_id=the_run.run_id if the_run else None,
+            user_id=the_run.user_id if the_run else None,
+        )
+        self._refusals.refuse(error, request, the_run, span, hard=True)
+
+    def _max_output(self, request: CallRequest) -> int:
+        """The most output tokens the call can be billed for: the cap of one choice times ``n``."""
+        per_choice = request.max_tokens
+        if not per_choice:
+            known = self.prices.max_output_tokens(request.provider, request.model)
+            per_choice = known if known else self.settings.default_max_output_tokens
+        return per_choice * max(1, request.choices)
+
+    def _worst_usd(self, rates: Rates | None, request: CallRequest, input_tokens: int, max_output: int) -> int:
+        if rates is None:
+            return 0
+        return self.prices.worst_case_micros(
+            rates,
+            input_tokens=input_tokens,
+            max_output_tokens=max_output,
+            cache_write=request.cache_write,
+            cache_write_1h=request.cache_write_1h,
+        )
+
+    def _reserve(
+        self, admission: Admission, chain: tuple[Run, ...], user: UserScope | None, now: float
+    ) -> Denied | None:
+        if chain:
+            denied = reserve_runs(admission, chain)
+            if denied is not None:
+                return denied
+        if user is None:
+            return None
+        try:
+            denied = self._users.reserve(admission, user, now, check=True)
+        except BaseException:
+            # A fail-closed store outage refuses the call: the run scopes must not keep its reservation.
+            unreserve_runs(admission, chain)
+            raise
+        if denied is not None:
+            unreserve_runs(admission, chain)
+        return denied
+
+    def _force_reserve(
+        self, admission: Admission, chain: tuple[Run, ...], user: UserScope | None, now: float
+    ) -> None:
+        """An approved overrun: record it in flight everywhere without checking limits."""
+        force_runs(admission, chain)
+        if user is not None:
+            try:
+                self._users.reserve(admission, user, now, check=False)
+            except BaseException:
+                unreserve_runs(admission, chain)
+                raise
+
+    def _clamp(
+        self,
+        admission: Admission,
+        request: CallRequest,
+        chain: tuple[Run, ...],
+        user: UserScope | None,
+        now: float,
+        denied: Denied,
+    ) -> Denied | None:
+        """Lower max_tokens until the worst case fits, refusing below ``clamp_floor``."""
+        for _attempt in range(3):
+            room = denied.limit - denied.spent - denied.in_flight
+            if denied.metric == "tokens":
+                fitting = room - admission.input_estimate
+            else:
+                fitting = self._output_tokens_within(admission, request, room)
+            # max_tokens is per choice: with n choices the body's cap is the total fit divided by n.
+            choices = max(1, request.choices)
+            per_choice = min(fitting, admission.max_output - 1) // choices
+            if per_choice < self.settings.clamp_floor:
+                return denied
+            fitting = per_choice * choices
+            admission.max_output = fitting
+            admission.reserved_usd = self._worst_usd(admission.rates, request, admission.input_estimate, fitting)
+            admission.reserved_tokens = admission.input_estimate + fitting
+            admission.clamped_to = per_choice
+            again = self._reserve(admission, chain, user, now)
+            if again is None:
+                return None
+            denied = again
+        return denied
+
+    def _output_tokens_within(self, admission: Admission, request: CallRequest, room_micros: int) -> int:
+        rates = admission.rates
+        if rates is None or room_micros <= 0:
+            return 0
+        low, high = 0, admission.max_output
+        while low < high:  # largest output count whose worst case fits; ~15 steps
+            middle = (low + high + 1) // 2
+            if self._worst_usd(rates, request, admission.input_estimate, middle) <= room_micros:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
+    # -- settlement ----------------------------------------------------------------------------
+
+    def settle(
+        self,
+        admission: Admission,
+        usage: TokenUsage | None,
+        cost_micros: int | None,
+        *,
+        deferred: bool = False,
+    ) -> None:
+        """Replace the reservation by what the call used (``usage`` None: it failed, nothing billed).
+
+        A dispatched call always consumes its turn, even when it failed. ``deferred=True`` (from a
+        finalizer or any code that may run inside a lock) queues the settlement to run outside
+        every critical section; it is also queued, whatever ``deferred`` says, when this thread is
+        inside one of spendfuse's critical sections right now.
+        """
+        if deferred or critical.inside():
+            critical.defer(self._settle_now, admission, usage, cost_micros)
+            return
+        self._settle_now(admission, usage, cost_micros)
+        if PENDING:
+            critical.drain()
+
+    def _settle_now(self, admission: Admission, usage: TokenUsage | None, cost_micros: int | None) -> None:
+        if not admission.claim():
+            return
+        the_run = admission.run
+        if the_run is not None:
+            reserved_usd, reserved_tokens = admission.reserved_usd, admission.reserved_tokens
+            with RUN_LOCK:
+                for scope_run in the_run.chain:
+                    scope_run.balance.settle(reserved_usd, reserved_tokens, usage, cost_micros)
+        if admission.user_leased:
+            self._users.settle(admission, usage.total if usage is not None else 0, cost_micros or 0)
