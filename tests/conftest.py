@@ -17,6 +17,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import spendfuse
 from spendfuse.telemetry.emitter import emitter
 
+# instrument() now records to the local ledger by default; tests must not write the user's ledger.
+os.environ.setdefault("SPENDFUSE_LEDGER", "off")
+
 
 @dataclass
 class Telemetry:

@@ -239,7 +239,7 @@ def _totals(detail: RunDetail) -> str:
     summary = detail.summary
     return (
         f"{fmt.plural(summary.turns, 'model call')}, {fmt.tokens(summary.tokens)} tokens, "
-        f"{fmt.usd(summary.cost_usd)} in {fmt.duration(summary.duration_s)}"
+        f"{fmt.total_cost(summary.cost_usd, summary.unknown_cost_calls)} in {fmt.duration(summary.duration_s)}"
     )
 
 
@@ -276,6 +276,13 @@ def explain(detail: RunDetail) -> Explanation:
     used = f" of its {fmt.usd(budget)} budget" if budget else ""
     headline = f"Run {run_id!r} completed normally: {_totals(detail)}{used}. No breaker tripped."
     advice = ["Nothing to change."] if not events else ["Consider the budgets it came close to or overran."]
+    reason = summary.unknown_cost_reason
+    if reason is not None:
+        events = [*events, f"Its cost is partly unknown: {reason}."]
+        advice = [
+            "Add the missing price so its cost counts: prices={\"MODEL\": {\"input\": ..., \"output\": ...}} "
+            "(USD per million tokens) or a SPENDFUSE_PRICES file. Until then no USD limit can apply to it.",
+        ]
     return Explanation(run_id, outcome, headline, events, advice)
 
 

@@ -29,6 +29,8 @@ CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
+STORE_SCHEMES = frozenset({"memory", "sqlite", "redis", "rediss", "redis+sentinel"})
+
 OnExceeded = Callable[[BudgetExceeded], bool]
 
 
@@ -94,6 +96,13 @@ def _coerce(key: str, name: str, value: Any) -> Any:
 
         if not isinstance(value, str) or "://" not in value:
             raise ConfigError(f"{key}: {value!r} is not a store URL; accepted: {STORE_URL_FORM}")
+        scheme = value.split("://", 1)[0].strip().lower()
+        if scheme not in STORE_SCHEMES:
+            from spendfuse.budgets.stores import redacted_url
+
+            raise ConfigError(
+                f"{key}: unknown scheme {scheme!r} in {redacted_url(value)!r}; accepted: {STORE_URL_FORM}"
+            )
         return value
     if name == "store_failure":
         if value not in ("closed", "open"):
@@ -122,8 +131,13 @@ def _coerce(key: str, name: str, value: Any) -> Any:
             raise ConfigError(f"{key}: {value!r}; accepted: a mapping of model prices or a TOML/JSON file path")
         return os.fspath(value) if isinstance(value, os.PathLike) else value
     if name in ("grafana_url", "ledger"):
-        if value is not None and not isinstance(value, str):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
             raise ConfigError(f"{key}: {value!r} is not a string")
+        value = os.fspath(value) if value is not None else None
+        if name == "ledger" and value:
+            from spendfuse.ledger.paths import check_ledger_setting
+
+            check_ledger_setting(key, value)
         return value or None
     raise ConfigError(f"{key}: unknown setting; accepted: {', '.join(sorted(SETTING_NAMES))}")
 

@@ -58,7 +58,7 @@ def _with_retries(action: Callable[[], T]) -> T:
 
 
 def _create_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # No mkdir: a missing folder is a configuration error (a typo), reported where the path is read.
     with contextlib.suppress(FileExistsError):
         # Owner-only: the ledger names users and what they spent.
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
