@@ -228,9 +228,15 @@ def _event_lines(events: list[EventRow], run_id: str) -> list[str]:
                 f"({_value(limit, event.limit_value)}), and the on_exceeded hook let it through; its cost counted."
             )
         elif event.name == names.EVENT_BUDGET_WARNING:
+            # The warning's figure counts reservations of calls in flight with the spend (the breaker
+            # records them together), so it is said as "used or reserved", rounded for people.
+            used, cap = (
+                (fmt.people_usd(event.spent), fmt.people_usd(event.limit_value)) if limit == "usd"
+                else (_value(limit, event.spent), _value(limit, event.limit_value))
+            )
             lines.append(
-                f"Warning: the {scope} {limit} budget reached {_value(limit, event.spent)} "
-                f"of {_value(limit, event.limit_value)} (warn_at)."
+                f"Warning: the {scope} {limit} budget had {used} spent or reserved by calls in flight, "
+                f"of {cap} (warn_at)."
             )
     return lines
 
