@@ -151,6 +151,12 @@ def _trip_sentence(trip: Trip, run_id: str) -> str:
     return f"The breaker refused {call} on its {limit} limit ({whose})."
 
 
+def reset_command(user: str, window: str | None) -> str:
+    """The admin command that clears a user's current window; it must run as printed (tested)."""
+    window_flag = f" --window {window}" if window else ""
+    return f"spendfuse budgets --reset --user {user}{window_flag} --yes --store STORE_URL"
+
+
 def _trip_advice(trip: Trip, detail: RunDetail) -> list[str]:
     limit, scope = trip.limit, trip.scope
     if scope == "user":
@@ -160,7 +166,9 @@ def _trip_advice(trip: Trip, detail: RunDetail) -> list[str]:
             f"Wait for the window to reset{when}: every run of {user!r} is refused until then.",
             f"Give {user!r} a bigger tier or an override in the user_budget setting "
             f"(its users table, e.g. {user} = \"pro\").",
-            f"Or, as an admin, clear the current window: spendfuse budgets --reset --user {user} --yes",
+            f"Or, as an admin, clear the current window in the budget store the program uses: "
+            f"{reset_command(user, trip.window)} (with the default memory:// store the window lives "
+            "inside the program and ends with it).",
         ]
     needed = None
     if trip.spent is not None and trip.requested is not None:

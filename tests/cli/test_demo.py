@@ -27,7 +27,7 @@ def test_demo_exits_zero_and_tells_the_story(demo: Demo) -> None:
     assert "TRIPPED user window usd" in out
     assert "stuck in a loop" in out
     assert "What to change:" in out
-    assert "budgets --reset --user carol --yes" in out
+    assert "budgets --reset --user carol --window 1d --yes --store STORE_URL" in " ".join(out.split())
 
 
 def test_runs_json_has_the_demo_runs_and_outcomes(demo: Demo) -> None:

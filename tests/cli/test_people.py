@@ -223,3 +223,37 @@ def test_demo_removes_its_temporary_ledger_unless_kept(tmp_path: Path) -> None:
     kept = run_python("-m", "spendfuse", "demo", "--json", "--keep-ledger", env=env, timeout=120)
     path = Path(json.loads(kept.stdout)["ledger"])
     assert path.is_file() and path.parent.parent == tmp_path
+
+
+def test_the_reset_command_explain_suggests_runs_and_clears_the_window(kinds: Kinds, tmp_path: Path) -> None:
+    import shutil
+
+    source = Path(kinds.store.removeprefix("sqlite:///"))
+    for suffix in ("", "-wal", "-shm"):  # a copy: the session's store stays as other tests expect it
+        if Path(f"{source}{suffix}").exists():
+            shutil.copyfile(f"{source}{suffix}", tmp_path / f"budgets.db{suffix}")
+    store = f"sqlite:///{tmp_path / 'budgets.db'}"
+    explained = kinds.cli("explain", kinds.run_ids["user"])
+    found = re.search(r"(spendfuse budgets --reset [^(]*?--store STORE_URL)", " ".join(explained.stdout.split()))
+    assert found, explained.stdout
+    args = found.group(1).replace("STORE_URL", store).split()[1:]
+    # (test_commands may already have reset carol's window in the session store, so spent may be 0.)
+    before = parse_json(kinds.cli("budgets", "--user", "carol", "--window", "1d", "--store", store, "--json"))
+    reset = kinds.cli(*args)
+    assert reset.returncode == 0, reset.stderr
+    assert "Reset" in reset.stdout
+    after = parse_json(kinds.cli("budgets", "--user", "carol", "--window", "1d", "--store", store, "--json"))
+    assert after["limits"]["usd"]["spent"] == 0 and after["key"] == before["key"]
+
+
+def test_budgets_reads_the_same_env_and_toml_as_the_library(kinds: Kinds, tmp_path: Path) -> None:
+    config = tmp_path / "spendfuse.toml"
+    config.write_text(f'store = "{kinds.store}"\n[user_budget.users]\ncarol = {{ usd = 0.01, window = "1d" }}\n')
+    from_toml = parse_json(kinds.cli("budgets", "--user", "carol", "--json", SPENDFUSE_CONFIG=str(config)))
+    from_env = parse_json(kinds.cli("budgets", "--user", "carol", "--json", SPENDFUSE_STORE=kinds.store,
+                                    SPENDFUSE_USER_BUDGET="usd=0.01,window=1d"))
+    assert from_toml["key"] == from_env["key"] and from_toml["limits"]["usd"]["limit"] == 0.01
+    assert from_toml["limits"]["usd"]["spent"] == from_env["limits"]["usd"]["spent"]
+    assert from_toml["budget"] == from_env["budget"] is not None
+    nothing = kinds.cli("budgets", "--user", "carol", "--store", kinds.store)
+    assert nothing.returncode == 1 and "--window 1d" in nothing.stderr and nothing.stderr.count("\n") == 1
