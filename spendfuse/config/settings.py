@@ -103,6 +103,8 @@ def _coerce(key: str, name: str, value: Any) -> Any:
             raise ConfigError(
                 f"{key}: unknown scheme {scheme!r} in {redacted_url(value)!r}; accepted: {STORE_URL_FORM}"
             )
+        if scheme == "sqlite":
+            _check_sqlite_url(key, value)
         return value
     if name == "store_failure":
         if value not in ("closed", "open"):
@@ -140,6 +142,24 @@ def _coerce(key: str, name: str, value: Any) -> Any:
             check_ledger_setting(key, value)
         return value or None
     raise ConfigError(f"{key}: unknown setting; accepted: {', '.join(sorted(SETTING_NAMES))}")
+
+
+def _check_sqlite_url(key: str, url: str) -> None:
+    """The store's own URL errors, said with the key the user wrote; and its folder must exist."""
+    from spendfuse.budgets.stores import STORE_URL_FORM
+    from spendfuse.budgets.stores.sqlite import parse_sqlite_url
+
+    try:
+        path, _ = parse_sqlite_url(url)
+    except ConfigError as error:
+        raise ConfigError(f"{key}: {str(error).removeprefix('store: ')}") from None
+    except (ValueError, RuntimeError, OSError) as error:  # a NUL byte, an unknown ~user
+        raise ConfigError(f"{key}: {shown(url)} is not a usable path ({error}); accepted: {STORE_URL_FORM}") from None
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"{key}: the folder {str(path.parent)!r} of the SQLite store does not exist; accepted: "
+            "sqlite:///path/to/file.db in an existing folder (it is not created for you)"
+        )
 
 
 def _read_file(path: str) -> dict[str, Any]:

@@ -82,8 +82,12 @@ def check_ledger_setting(key: str, value: str) -> None:
     """A ledger path the user wrote must be in an existing folder; ``key`` is how they spelled it."""
     if is_disabled(value) or not value.strip():
         return
-    folder = Path(value.strip()).expanduser().parent
-    if not folder.is_dir():
+    try:
+        folder = Path(value.strip()).expanduser().parent
+        exists = folder.is_dir()
+    except (ValueError, RuntimeError, OSError) as error:  # a NUL byte, an unknown ~user
+        raise ConfigError(f"{key}: {value!r} is not a usable path ({error}); accepted: a file path, or off") from None
+    if not exists:
         raise ConfigError(
             f"{key}: the folder {str(folder)!r} of the ledger file does not exist; accepted: a file path "
             f"in an existing folder, or off"

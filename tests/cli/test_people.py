@@ -200,6 +200,8 @@ def test_default_ledger_is_created_owner_only(tmp_path: Path) -> None:
         ("SPENDFUSE_STORE", "postgres://db/1", "SPENDFUSE_STORE: unknown scheme 'postgres'"),
         ("SPENDFUSE_LEDGER", "/no/such/folder/ledger.db", "SPENDFUSE_LEDGER: the folder '/no/such/folder'"),
         ("SPENDFUSE_RUN_BUDGET", "usd=lots", "SPENDFUSE_RUN_BUDGET"),
+        ("SPENDFUSE_STORE", "sqlite:////no/such/folder/b.db", "SPENDFUSE_STORE: the folder '/no/such/folder'"),
+        ("SPENDFUSE_STORE", "sqlite:///b.db?fast=yes", "SPENDFUSE_STORE: unknown option 'fast'"),
     ],
 )
 def test_config_errors_name_the_variable(tmp_path: Path, variable: str, value: str, expected: str) -> None:

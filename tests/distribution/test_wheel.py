@@ -114,5 +114,7 @@ def test_stack_init_from_the_wheel_passes_the_real_tools(installed: Path, tmp_pa
         panels = sup.dashboard_panels(data)
         assert data["uid"] and panels and len({p["id"] for p in panels}) == len(panels), dashboard.name
         assert sup.dashboard_queries(dashboard), dashboard.name
+    hadolint = _run([sup.require_tool("hadolint"), "--no-color", str(target / "Dockerfile")])
+    assert hadolint.returncode == 0, hadolint.stdout + hadolint.stderr
     again = _run([str(installed / "spendfuse"), "stack", "init", str(target)], cwd=tmp_path, env=env)
     assert again.returncode == 1 and "--force" in again.stderr and again.stderr.count("\n") == 1
