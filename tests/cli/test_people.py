@@ -259,3 +259,35 @@ def test_budgets_reads_the_same_env_and_toml_as_the_library(kinds: Kinds, tmp_pa
     assert from_toml["budget"] == from_env["budget"] is not None
     nothing = kinds.cli("budgets", "--user", "carol", "--store", kinds.store)
     assert nothing.returncode == 1 and "--window 1d" in nothing.stderr and nothing.stderr.count("\n") == 1
+
+
+def test_the_commands_the_demo_prints_run_on_the_kept_ledger(tmp_path: Path) -> None:
+    env = clean_env(None, TMPDIR=str(tmp_path), COLUMNS="200")
+    demo = run_python("-m", "spendfuse", "demo", "--keep-ledger", env=env, timeout=120)
+    assert demo.returncode == 0, demo.stderr
+    commands = [line.split()[1:] for line in demo.stdout.splitlines() if line.startswith("  spendfuse ")]
+    assert [c[0] for c in commands] == ["runs", "show", "spend"], demo.stdout
+    for command in commands:
+        ledger = Path(command[command.index("--ledger") + 1])
+        assert ledger.parent.parent == tmp_path
+        result = run_python("-m", "spendfuse", *command, env=env)
+        assert result.returncode == 0, (command, result.stderr)
+    shown = run_python("-m", "spendfuse", *commands[1], env=env)
+    assert "TRIPPED run repeats" in shown.stdout
+
+
+def test_in_flight_is_read_from_the_breaker_message() -> None:
+    from spendfuse.budgets.messages import budget_error
+    from spendfuse.cli import format as fmt
+
+    error = budget_error(scope="user", key="carol", limit="usd", limit_value=10_000, spent=180,
+                         in_flight=9_819, requested=16_400, model="m", max_tokens=256, run_id="r",
+                         user_id="carol", window="1d")
+    assert fmt.in_flight_from_message("usd", str(error)) == 0.0098
+    assert fmt.trip_numbers("usd", 0.00018, 0.0098, 0.0164, 0.01) == (
+        "spent $0.00018, in flight $0.0098, this call up to $0.016, limit $0.01"
+    )
+    turns = budget_error(scope="run", key="r", limit="turns", limit_value=5, spent=3, in_flight=2,
+                         requested=1, model="m", max_tokens=256, run_id="r", user_id=None)
+    assert fmt.in_flight_from_message("turns", str(turns)) == 2
+    assert fmt.in_flight_from_message("usd", "no such text") == 0.0
