@@ -42,7 +42,7 @@ def follow_line(span: SpanRow) -> Text:
     if span.tripped:
         limit = span.trip_limit
         scope = "user window" if span.trip_scope == "user" else "run"
-        numbers = fmt.trip_numbers(limit, span.trip_spent, fmt.in_flight_from_message(limit, span.status_message),
+        numbers = fmt.trip_numbers(limit, span.trip_spent, fmt.recorded_in_flight(span),
                                    span.trip_requested, span.trip_limit_value)
         return Text(f"{_clock(span.end_ns)}  TRIP  {who}  {model}  {scope} {limit}: {numbers}", style="bold red")
     cost = "cost unknown (no price)" if span.cost_unknown else fmt.usd(span.cost_usd)

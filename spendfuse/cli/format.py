@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 
 from spendfuse.budgets.stores import redacted_url
+from spendfuse.ledger.rows import SpanRow
 
 NANOS = 1_000_000_000
 
@@ -114,6 +115,13 @@ def in_flight_from_message(limit: str | None, message: str | None) -> float:
     pattern = _IN_FLIGHT.get(limit or "")
     found = pattern.search(message or "") if pattern is not None else None
     return float(found.group(1).replace(",", "")) if found else 0.0
+
+
+def recorded_in_flight(span: SpanRow) -> float:
+    """What other calls had in flight when this call tripped: recorded, else read from the message."""
+    if span.trip_in_flight is not None:
+        return span.trip_in_flight
+    return in_flight_from_message(span.trip_limit, span.status_message)
 
 
 def trip_numbers(limit: str | None, spent: float | None, in_flight: float, requested: float | None,

@@ -236,16 +236,15 @@ def _event_lines(events: list[EventRow], run_id: str) -> list[str]:
                 f"({_value(limit, event.limit_value)}), and the on_exceeded hook let it through; its cost counted."
             )
         elif event.name == names.EVENT_BUDGET_WARNING:
-            # The warning's figure counts reservations of calls in flight with the spend (the breaker
-            # records them together), so it is said as "used or reserved", rounded for people.
-            used, cap = (
-                (fmt.people_usd(event.spent), fmt.people_usd(event.limit_value)) if limit == "usd"
-                else (_value(limit, event.spent), _value(limit, event.limit_value))
-            )
-            lines.append(
-                f"Warning: the {scope} {limit} budget had {used} spent or reserved by calls in flight, "
-                f"of {cap} (warn_at)."
-            )
+            def show(value: float | None, limit: str = limit) -> str:
+                return fmt.people_usd(value) if limit == "usd" else _value(limit, value)
+
+            if event.in_flight is not None:
+                used = f"{show(event.spent)} spent and {show(event.in_flight)} in flight"
+            else:
+                # Recorded by a breaker that adds reservations in flight to the spend: said as such.
+                used = f"{show(event.spent)} spent or reserved by calls in flight"
+            lines.append(f"Warning: the {scope} {limit} budget had {used}, of {show(event.limit_value)} (warn_at).")
     return lines
 
 

@@ -136,7 +136,7 @@ def _call_label(span: SpanRow) -> Text:
         text.append("  ✖ TRIPPED ", style="bold red")
         scope = "user window" if span.trip_scope == "user" else "run"
         limit = span.trip_limit or "?"
-        in_flight = fmt.in_flight_from_message(limit, span.status_message)
+        in_flight = fmt.recorded_in_flight(span)
         text.append(
             f"{scope} {limit}: "
             + fmt.trip_numbers(limit, span.trip_spent, in_flight, span.trip_requested, span.trip_limit_value),

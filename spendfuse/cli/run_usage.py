@@ -64,7 +64,7 @@ def run_usage(args: argparse.Namespace) -> int:
         table.add_row("Largest reservation", fmt.usd(max(reserved)) + " (worst case of one call)")
     if trip is not None:
         limit = trip.trip_limit
-        in_flight = fmt.in_flight_from_message(limit, trip.status_message)
+        in_flight = fmt.recorded_in_flight(trip)
         table.add_row("Tripped", f"{trip.trip_scope} {limit}: " + fmt.trip_numbers(
             limit, trip.trip_spent, in_flight, trip.trip_requested, trip.trip_limit_value))
     for warning in warnings:
