@@ -115,7 +115,7 @@ def test_demo_prints_each_agent_in_order_and_trips_with_spent_in_flight_and_wors
     assert [lines[i].split()[1] for i in headers] == ["alice", "bob", "carol"]
     ends = [i for i, line in enumerate(lines) if line.startswith(("✔ run ", "✖ run "))]
     assert len(ends) == 3
-    for number, (header, end) in enumerate(zip(headers, ends)):
+    for number, (header, end) in enumerate(zip(headers, ends, strict=True)):
         # Each agent's calls, tools and run end are printed before the next agent's header.
         following = headers[number + 1] if number + 1 < len(headers) else len(lines)
         assert header < end < following, (header, end, following)
