@@ -136,6 +136,17 @@ def trip_numbers(limit: str | None, spent: float | None, in_flight: float, reque
             f"limit {show(limit_value)}")
 
 
+def warning_numbers(limit: str | None, spent: float | None, in_flight: float | None,
+                    limit_value: float | None) -> str:
+    """A warn_at warning for people; ``in_flight`` None means ``spent`` already includes it."""
+    def show(value: float | None) -> str:
+        return people_usd(value) if limit == "usd" else limit_value_text(limit, value)
+
+    if in_flight is None:
+        return f"{show(spent)} spent or reserved by calls in flight, of {show(limit_value)}"
+    return f"spent {show(spent)}, in flight {show(in_flight)}, of {show(limit_value)}"
+
+
 def redact_url(url: str) -> str:
     """A store URL without its password, for printing."""
     return redacted_url(url)

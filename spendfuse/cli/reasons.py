@@ -34,6 +34,7 @@ class Trip:
     call_number: int
     window: str | None
     resets_at: str | None
+    in_flight: float = 0.0  # reserved by other calls at the trip, apart from spent
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -42,6 +43,7 @@ class Trip:
             "limit": self.limit,
             "limit_value": self.limit_value,
             "spent": self.spent,
+            "in_flight": self.in_flight,
             "requested": self.requested,
             "model": self.model,
             "message": self.message,
@@ -98,6 +100,7 @@ def _trip(detail: RunDetail) -> Trip | None:
             call_number=number,
             window=window.group(1) if window else None,
             resets_at=resets.group(1) if resets else None,
+            in_flight=fmt.recorded_in_flight(call),
         )
     return None
 
@@ -115,6 +118,12 @@ def _whose(trip: Trip, run_id: str) -> str:
     return "the run's own budget"
 
 
+def _flying(trip: Trip) -> str:
+    if not trip.in_flight:
+        return ""
+    return f" and {_value(trip.limit, trip.in_flight)} reserved by other calls in flight"
+
+
 def _trip_sentence(trip: Trip, run_id: str) -> str:
     limit, spent, req, cap = trip.limit, trip.spent, trip.requested, trip.limit_value
     call = f"its {_ordinal(trip.call_number)} model call" + (f" ({trip.model})" if trip.model else "")
@@ -123,7 +132,8 @@ def _trip_sentence(trip: Trip, run_id: str) -> str:
         return (
             f"The breaker refused {call} before it was sent: it could have cost up to {_value(limit, req)} "
             f"(the prompt estimate plus max_tokens of output at the output price), and with "
-            f"{_value(limit, spent)} already spent that would have gone over {whose} of {_value(limit, cap)}."
+            f"{_value(limit, spent)} already spent{_flying(trip)} that would have gone over {whose} of "
+            f"{_value(limit, cap)}."
         )
     if limit == "turns":
         return (
@@ -132,7 +142,8 @@ def _trip_sentence(trip: Trip, run_id: str) -> str:
         )
     if limit == "tokens":
         return (
-            f"The breaker refused {call}: {_value(limit, spent)} tokens were already used, the call could "
+            f"The breaker refused {call}: {_value(limit, spent)} tokens were already used{_flying(trip)}, the "
+            "call could "
             f"have used up to {_value(limit, req)} more (prompt estimate plus max_tokens), and "
             f"{whose} allows {_value(limit, cap)}."
         )
@@ -236,15 +247,8 @@ def _event_lines(events: list[EventRow], run_id: str) -> list[str]:
                 f"({_value(limit, event.limit_value)}), and the on_exceeded hook let it through; its cost counted."
             )
         elif event.name == names.EVENT_BUDGET_WARNING:
-            def show(value: float | None, limit: str = limit) -> str:
-                return fmt.people_usd(value) if limit == "usd" else _value(limit, value)
-
-            if event.in_flight is not None:
-                used = f"{show(event.spent)} spent and {show(event.in_flight)} in flight"
-            else:
-                # Recorded by a breaker that adds reservations in flight to the spend: said as such.
-                used = f"{show(event.spent)} spent or reserved by calls in flight"
-            lines.append(f"Warning: the {scope} {limit} budget had {used}, of {show(event.limit_value)} (warn_at).")
+            numbers = fmt.warning_numbers(limit, event.spent, event.in_flight, event.limit_value)
+            lines.append(f"Warning: the {scope} {limit} budget had {numbers} (warn_at).")
     return lines
 
 

@@ -86,8 +86,9 @@ def _run_cells(run: RunSummary) -> list[str | Text]:
     ]
 
 
-def _fit(natural: dict[str, int], width: int | None) -> dict[str, int]:
-    """Column name -> width, following FIT_STEPS until the table fits ``width``."""
+def _fit(natural: dict[str, int], width: int | None,
+         steps: tuple[tuple[str, str, int], ...] = ()) -> dict[str, int]:
+    """Column name -> width, following ``steps`` (FIT_STEPS for runs) until the table fits ``width``."""
     widths = dict(natural)
 
     def excess() -> int:
@@ -95,7 +96,7 @@ def _fit(natural: dict[str, int], width: int | None) -> dict[str, int]:
 
     if width is None:
         return widths
-    for action, name, floor in FIT_STEPS:
+    for action, name, floor in steps or FIT_STEPS:
         if excess() <= 0:
             break
         if action == "drop":
@@ -216,21 +217,27 @@ def run_facts(detail: RunDetail) -> Table:
     return table
 
 
-def spend_table(rows: Sequence[SpendRow], by: str) -> Table:
-    table = Table(title=f"Spend by {by}", title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
-                  pad_edge=False)
-    table.add_column(by.capitalize(), overflow="fold")
-    for name in ("Cost", "Calls", "Refused", "Runs", "Input tokens", "Output tokens", "Cached"):
-        table.add_column(name, justify="right")
-    for row in rows:
-        cost = fmt.cost(row.cost_usd, row.unknown_cost_calls)
-        table.add_row(
-            row.key, cost, str(row.calls), str(row.refused), str(row.runs),
-            fmt.tokens(row.input_tokens), fmt.tokens(row.output_tokens), fmt.tokens(row.cache_read_tokens),
-        )
+SPEND_COLUMNS = ("Key", "Cost", "Calls", "Refused", "Runs", "Input tokens", "Output tokens", "Cached")
+# The spend table gives way like the runs table: detail columns first, then the key is cut with "…".
+SPEND_FIT_STEPS: tuple[tuple[str, str, int], ...] = (
+    ("drop", "Cached", 0),
+    ("drop", "Refused", 0),
+    ("drop", "Runs", 0),
+    ("drop", "Output tokens", 0),
+    ("cut", "Key", 16),
+    ("drop", "Input tokens", 0),
+    ("cut", "Key", 8),
+)
+
+
+def spend_table(rows: Sequence[SpendRow], by: str, *, width: int | None = None) -> Table:
+    cells: list[list[str | Text]] = [
+        [row.key, fmt.cost(row.cost_usd, row.unknown_cost_calls), str(row.calls), str(row.refused), str(row.runs),
+         fmt.tokens(row.input_tokens), fmt.tokens(row.output_tokens), fmt.tokens(row.cache_read_tokens)]
+        for row in rows
+    ]
     if len(rows) > 1:
-        table.add_section()
-        table.add_row(
+        cells.append([
             Text("total", style="bold"),
             fmt.total_cost(sum(r.cost_usd for r in rows), sum(r.unknown_cost_calls for r in rows)),
             str(sum(r.calls for r in rows)),
@@ -239,7 +246,24 @@ def spend_table(rows: Sequence[SpendRow], by: str) -> Table:
             fmt.tokens(sum(r.input_tokens for r in rows)),
             fmt.tokens(sum(r.output_tokens for r in rows)),
             fmt.tokens(sum(r.cache_read_tokens for r in rows)),
-        )
+        ])
+    headers = (by.capitalize(), *SPEND_COLUMNS[1:])
+    natural = {
+        name: max([len(headers[index])] + [len(str(row[index])) for row in cells])
+        for index, name in enumerate(SPEND_COLUMNS)
+    }
+    widths = _fit(natural, width, SPEND_FIT_STEPS)
+    shown = [index for index, name in enumerate(SPEND_COLUMNS) if name in widths]
+    table = Table(title=f"Spend by {by}", title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
+                  pad_edge=False, show_edge=False)
+    for index in shown:
+        name = SPEND_COLUMNS[index]
+        table.add_column(headers[index], justify="left" if name == "Key" else "right", no_wrap=True,
+                         overflow="ellipsis", width=widths[name])
+    for number, row in enumerate(cells):
+        if len(rows) > 1 and number == len(rows):
+            table.add_section()
+        table.add_row(*(row[index] for index in shown))
     unknown = [r for r in rows if r.unknown_cost_calls]
     if unknown:
         reasons = "; ".join(unknown_reason(r.unknown_cost_calls, r.unpriced_models) for r in unknown[:3])

@@ -291,3 +291,20 @@ def test_in_flight_is_read_from_the_breaker_message() -> None:
                          requested=1, model="m", max_tokens=256, run_id="r", user_id=None)
     assert fmt.in_flight_from_message("turns", str(turns)) == 2
     assert fmt.in_flight_from_message("usd", "no such text") == 0.0
+
+
+@pytest.mark.parametrize("columns", [60, 80, 120])
+def test_spend_table_fits_and_keeps_key_cost_and_calls(kinds: Kinds, columns: int) -> None:
+    result = kinds.cli("spend", "--by", "user", COLUMNS=str(columns))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= columns for line in lines), result.stdout
+    header = next(line for line in lines if line.startswith("User"))
+    assert header.split()[:3] == ["User", "Cost", "Calls"]
+    if columns >= 120:
+        assert header.endswith("Cached")
+    rows = {line.split()[0]: line for line in lines[lines.index(header) + 2:] if line.strip()}
+    assert {"alice", "carol", "dave", "-", "total"} <= set(rows)
+    assert rows["dave"].split()[1] == "?"
+    assert "+ unknown" in rows["total"] and "…" not in rows["total"]
+    assert all(re.match(r"^\$[\d.]+$", rows[user].split()[1]) for user in ("alice", "carol", "-"))
