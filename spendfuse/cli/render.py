@@ -96,13 +96,19 @@ def _fit(natural: dict[str, int], width: int | None,
 
     if width is None:
         return widths
-    for action, name, floor in steps or FIT_STEPS:
+    steps = steps or FIT_STEPS
+    for action, name, floor in steps:
         if excess() <= 0:
             break
         if action == "drop":
             del widths[name]
         else:
             widths[name] = max(min(floor, widths[name]), widths[name] - excess())
+    # A later drop may have freed more room than needed: give it back to the cut columns, in the
+    # order they were cut (run ids first), so nothing is cut that would fit.
+    for name in dict.fromkeys(name for action, name, _ in steps if action == "cut"):
+        if name in widths and excess() < 0:
+            widths[name] = min(natural[name], widths[name] - excess())
     return widths
 
 

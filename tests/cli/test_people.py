@@ -52,6 +52,8 @@ def test_runs_table_fits_without_breaking_ids(kinds: Kinds, columns: int) -> Non
     assert sorted(r for r in shown_ids if not r.endswith(ELLIPSIS)) == sorted(
         r for r in kinds.run_ids.values() if r in shown_ids
     )
+    # The kinds' ids are at most 17 characters: from 60 columns on they fit, so none may be cut.
+    assert not any(shown.endswith(ELLIPSIS) for shown in shown_ids), result.stdout
     outcomes = [row.split()[-1] for row in rows]
     assert outcomes.count("tripped") >= 6 and "completed" in outcomes and "error" in outcomes
     unpriced = next(row for row in rows if row.startswith("kind-unp"))
