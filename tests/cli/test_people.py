@@ -310,3 +310,29 @@ def test_spend_table_fits_and_keeps_key_cost_and_calls(kinds: Kinds, columns: in
     assert rows["dave"].split()[1] == "?"
     assert "+ unknown" in rows["total"] and "…" not in rows["total"]
     assert all(re.match(r"^\$[\d.]+$", rows[user].split()[1]) for user in ("alice", "carol", "-"))
+
+
+def test_a_toml_error_names_the_file_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "spendfuse.toml"
+    config.write_text('store = "postgres://db/1"\n')
+    env = clean_env(tmp_path / "ledger.db", SPENDFUSE_CONFIG=str(config))
+    cli = run_python("-m", "spendfuse", "budgets", "--user", "alice", env=env)
+    assert cli.returncode == 1 and cli.stderr.count("\n") == 1
+    assert cli.stderr.startswith(f"spendfuse: error: {config}: store: unknown scheme 'postgres'"), cli.stderr
+
+
+def test_stack_init_from_the_checkout_writes_the_root_files(tmp_path: Path) -> None:
+    target = tmp_path / "stack"
+    env = clean_env(None)
+    result = run_python("-m", "spendfuse", "stack", "init", str(target), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "docker compose up" in result.stdout
+    for name in ("docker-compose.yml", "prometheus/rules/spendfuse.rules.yml", "grafana/dashboards/run-view.json"):
+        assert (target / name).read_bytes() == (REPO / name).read_bytes(), name
+    assert oct(os.stat(target / "docker-compose.yml").st_mode & 0o777) == "0o644"
+    again = run_python("-m", "spendfuse", "stack", "init", str(target), env=env)
+    assert again.returncode == 1 and "--force" in again.stderr and again.stderr.count("\n") == 1
+    forced = run_python("-m", "spendfuse", "stack", "init", str(target), "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    orphan = run_python("-m", "spendfuse", "stack", "init", str(tmp_path / "no" / "such"), env=env)
+    assert orphan.returncode == 1 and "does not exist" in orphan.stderr and orphan.stderr.count("\n") == 1
