@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 
 from spendfuse.cli import render
 from spendfuse.cli.follow import follow
-from spendfuse.cli.options import CliError, ledger, parse_since
+from spendfuse.cli.options import CliError, ledger, ledger_path, parse_since
 from spendfuse.ledger.queries import list_runs
 
 OUTCOMES = ("completed", "tripped", "error", "unfinished")
@@ -40,9 +42,20 @@ def run(args: argparse.Namespace) -> int:
             raise CliError("--follow takes --user only (not --json, --outcome or --since)")
         if args.interval <= 0 or (args.max_seconds is not None and args.max_seconds < 0):
             raise CliError("--interval must be more than 0 and --max-seconds 0 or more")
-        with ledger(args.ledger) as connection:
+        started = time.monotonic()
+        path = ledger_path(args.ledger)
+        if not path.is_file():
+            # Like `tail -F`: the program that will write the ledger may not have started yet.
+            sys.stderr.write(f"spendfuse: waiting for the ledger at {path} ...\n")
+            sys.stderr.flush()
+            while not path.is_file():
+                if args.max_seconds is not None and time.monotonic() - started >= args.max_seconds:
+                    return 0
+                time.sleep(args.interval)
+        left = None if args.max_seconds is None else max(0.0, args.max_seconds - (time.monotonic() - started))
+        with ledger(str(path)) as connection:
             return follow(connection, render.make_console(), user=args.user, interval=args.interval,
-                          max_seconds=args.max_seconds)
+                          max_seconds=left)
     with ledger(args.ledger) as connection:
         runs = list_runs(
             connection, user=args.user, since_ns=since, outcome=args.outcome, limit=args.limit or None

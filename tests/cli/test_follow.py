@@ -82,3 +82,26 @@ def test_follow_stops_after_max_seconds_and_filters_by_user(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert [line.split()[1] for line in lines] == ["call", "TRIP", "end"] and all("gus" in line for line in lines)
+
+
+def test_follow_waits_for_a_ledger_that_does_not_exist_yet(tmp_path: Path) -> None:
+    program = tmp_path / "agent.py"
+    program.write_text(AGENT)
+    ledger = tmp_path / "ledger.db"
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "spendfuse", "runs", "--follow", "--interval", "0.2", "--max-seconds", "30",
+         "--ledger", str(ledger)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(None), cwd=REPO,
+    )
+    try:
+        assert tail.stderr is not None and tail.stdout is not None
+        assert "waiting for the ledger" in tail.stderr.readline()
+        _record(program, ledger, "late")
+        lines = [tail.stdout.readline() for _ in range(5)]
+    finally:
+        tail.kill()
+        tail.wait()
+    assert [line.split()[1:3] for line in lines] == [
+        ["call", "late-ok"], ["end", "late-ok"], ["call", "late-stopped"], ["TRIP", "late-stopped"],
+        ["end", "late-stopped"],
+    ], lines
