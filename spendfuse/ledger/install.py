@@ -72,8 +72,15 @@ def attach_ledger(configured: str | None, tracer_provider: Any = None,
     Raises ``ConfigError`` when it names a file in a folder that does not exist.
     """
     environ = os.environ if environ is None else environ
-    path = ledger_path_for_writing(configured, environ)
-    if path is None or _sdk_disabled(environ):
+    if _sdk_disabled(environ):
+        return tracer_provider
+    try:
+        path = ledger_path_for_writing(configured, environ)
+    except OSError as error:
+        # The default folder cannot be made (a read-only home): the program runs on, unrecorded.
+        log.warning("spendfuse: cannot create the ledger folder (%s); running without the local ledger", error)
+        return tracer_provider
+    if path is None:
         return tracer_provider
     target = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
     if not isinstance(target, TracerProvider):

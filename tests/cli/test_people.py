@@ -336,3 +336,17 @@ def test_stack_init_from_the_checkout_writes_the_root_files(tmp_path: Path) -> N
     assert forced.returncode == 0, forced.stderr
     orphan = run_python("-m", "spendfuse", "stack", "init", str(tmp_path / "no" / "such"), env=env)
     assert orphan.returncode == 1 and "does not exist" in orphan.stderr and orphan.stderr.count("\n") == 1
+
+
+def test_an_unwritable_default_folder_leaves_the_program_running(tmp_path: Path) -> None:
+    program = _program(tmp_path, """
+        spendfuse.instrument()
+        one_run("no-ledger-folder")
+        print("ran")
+    """)
+    home = tmp_path / "home"
+    home.write_text("")  # HOME is a file: ~/.local/share/spendfuse cannot be made, even by root
+    env = clean_env(None, HOME=str(home), XDG_DATA_HOME="")
+    result = run_python(str(program), env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ran" and "cannot create the ledger folder" in result.stderr
