@@ -77,6 +77,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("SPENDFUSE_") or key == "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT":
             monkeypatch.delenv(key, raising=False)
+    # instrument() records to the local ledger by default: tests must not write the user's ledger.
+    monkeypatch.setenv("SPENDFUSE_LEDGER", "off")
 
 
 @pytest.fixture

@@ -86,8 +86,9 @@ def _window(user: str, budget: Budget | None, chosen: str | None, now: float) ->
     name = chosen or (budget.window if budget is not None else None)
     if budget is None and name is None:
         raise CliError(
-            f"no user budget applies to {user!r}: configure user_budget (SPENDFUSE_USER_BUDGET or the "
-            "TOML file), or name the window to read with --window 1d"
+            f"no user budget for {user!r} in SPENDFUSE_USER_BUDGET or the SPENDFUSE_CONFIG file (the same "
+            "settings the library reads; one set only in code is invisible here): name the window with "
+            "--window 1d, or configure user_budget there"
         )
     if name is None:
         return Window(user, None, None, None)

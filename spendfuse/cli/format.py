@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from spendfuse.budgets.stores import redacted_url
+from spendfuse.ledger.rows import SpanRow
 
 NANOS = 1_000_000_000
 
@@ -23,6 +25,34 @@ def usd(value: float | None) -> str:
     whole, _, decimals = text.partition(".")
     decimals = decimals.rstrip("0").ljust(2, "0")
     return f"${whole}.{decimals}"
+
+
+def cost(known: float | None, unknown_calls: int = 0) -> str:
+    """A cost that may be partly unknown (unpriced models): never shown as $0 then."""
+    if not unknown_calls:
+        return usd(known)
+    return "?" if not known else f"{usd(known)} + ?"
+
+
+def total_cost(known: float | None, unknown_calls: int = 0) -> str:
+    """A sum for sentences and total rows: says in words that part of it is unknown."""
+    if not unknown_calls:
+        return usd(known)
+    return "unknown" if not known else f"{usd(known)} + unknown"
+
+
+def people_usd(value: float | None) -> str:
+    """Dollars rounded for people in sentences: cents when >= $1, else at most 2 significant digits."""
+    if value is None:
+        return "?"
+    if value == 0:
+        return "$0"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    if abs(value) < 0.000001:
+        return "<$0.000001"
+    whole, _, decimals = f"{float(f'{value:.2g}'):.6f}".partition(".")
+    return f"${whole}.{decimals.rstrip('0').ljust(2, '0')}"
 
 
 def tokens(value: int | float | None) -> str:
@@ -57,6 +87,10 @@ def short_time(unix_ns: int) -> str:
     return moment.strftime("%m-%d %H:%M" if moment.year == datetime.now().year else "%Y-%m-%d")
 
 
+def limit_value_text(limit: str | None, value: float | None) -> str:
+    return limit_value(limit, value)
+
+
 def limit_value(limit: str | None, value: float | None) -> str:
     """A number in its limit's unit: dollars, seconds, or a count."""
     if value is None:
@@ -66,6 +100,51 @@ def limit_value(limit: str | None, value: float | None) -> str:
     if limit == "seconds":
         return f"{value:.1f}s" if value < 100 else duration(value)
     return f"{round(value):,}"
+
+
+# The BudgetExceeded message (the tripped span's status) is the one place the ledger holds what
+# other calls had in flight at the trip; the breaker's event attributes carry spent and requested only.
+_IN_FLIGHT = {
+    "usd": re.compile(r"\(\+\$([\d,.]+) reserved by calls in flight\)"),
+    "turns": re.compile(r"\(\+(\d+) in flight\)"),
+    "tokens": re.compile(r"\(\+(\d+) reserved in flight\)"),
+}
+
+
+def in_flight_from_message(limit: str | None, message: str | None) -> float:
+    pattern = _IN_FLIGHT.get(limit or "")
+    found = pattern.search(message or "") if pattern is not None else None
+    return float(found.group(1).replace(",", "")) if found else 0.0
+
+
+def recorded_in_flight(span: SpanRow) -> float:
+    """What other calls had in flight when this call tripped: recorded, else read from the message."""
+    if span.trip_in_flight is not None:
+        return span.trip_in_flight
+    return in_flight_from_message(span.trip_limit, span.status_message)
+
+
+def trip_numbers(limit: str | None, spent: float | None, in_flight: float, requested: float | None,
+                 limit_value: float | None) -> str:
+    """A trip for people: spent and in flight apart, the refused call's worst case, the limit."""
+    def show(value: float | None) -> str:
+        return people_usd(value) if limit == "usd" else limit_value_text(limit, value)
+
+    if limit in ("seconds", "repeats"):
+        return f"{show(spent)} used, limit {show(limit_value)}"
+    return (f"spent {show(spent)}, in flight {show(in_flight)}, this call up to {show(requested)}, "
+            f"limit {show(limit_value)}")
+
+
+def warning_numbers(limit: str | None, spent: float | None, in_flight: float | None,
+                    limit_value: float | None) -> str:
+    """A warn_at warning for people; ``in_flight`` None means ``spent`` already includes it."""
+    def show(value: float | None) -> str:
+        return people_usd(value) if limit == "usd" else limit_value_text(limit, value)
+
+    if in_flight is None:
+        return f"{show(spent)} spent or reserved by calls in flight, of {show(limit_value)}"
+    return f"spent {show(spent)}, in flight {show(in_flight)}, of {show(limit_value)}"
 
 
 def redact_url(url: str) -> str:

@@ -7,11 +7,11 @@ import os
 import sys
 from collections.abc import Callable
 
-from spendfuse.cli import budgets, demo, explain, runs, show, spend
+from spendfuse.cli import budgets, demo, explain, runs, show, spend, stack
 from spendfuse.cli.options import CliError, common_options
 from spendfuse.errors import SpendfuseError
 
-COMMANDS = (runs, show, explain, spend, budgets, demo)
+COMMANDS = (runs, show, explain, spend, budgets, demo, stack)
 
 
 def build_parser() -> argparse.ArgumentParser:

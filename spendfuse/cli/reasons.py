@@ -34,6 +34,7 @@ class Trip:
     call_number: int
     window: str | None
     resets_at: str | None
+    in_flight: float = 0.0  # reserved by other calls at the trip, apart from spent
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -42,6 +43,7 @@ class Trip:
             "limit": self.limit,
             "limit_value": self.limit_value,
             "spent": self.spent,
+            "in_flight": self.in_flight,
             "requested": self.requested,
             "model": self.model,
             "message": self.message,
@@ -98,6 +100,7 @@ def _trip(detail: RunDetail) -> Trip | None:
             call_number=number,
             window=window.group(1) if window else None,
             resets_at=resets.group(1) if resets else None,
+            in_flight=fmt.recorded_in_flight(call),
         )
     return None
 
@@ -115,6 +118,12 @@ def _whose(trip: Trip, run_id: str) -> str:
     return "the run's own budget"
 
 
+def _flying(trip: Trip) -> str:
+    if not trip.in_flight:
+        return ""
+    return f" and {_value(trip.limit, trip.in_flight)} reserved by other calls in flight"
+
+
 def _trip_sentence(trip: Trip, run_id: str) -> str:
     limit, spent, req, cap = trip.limit, trip.spent, trip.requested, trip.limit_value
     call = f"its {_ordinal(trip.call_number)} model call" + (f" ({trip.model})" if trip.model else "")
@@ -123,7 +132,8 @@ def _trip_sentence(trip: Trip, run_id: str) -> str:
         return (
             f"The breaker refused {call} before it was sent: it could have cost up to {_value(limit, req)} "
             f"(the prompt estimate plus max_tokens of output at the output price), and with "
-            f"{_value(limit, spent)} already spent that would have gone over {whose} of {_value(limit, cap)}."
+            f"{_value(limit, spent)} already spent{_flying(trip)} that would have gone over {whose} of "
+            f"{_value(limit, cap)}."
         )
     if limit == "turns":
         return (
@@ -132,7 +142,8 @@ def _trip_sentence(trip: Trip, run_id: str) -> str:
         )
     if limit == "tokens":
         return (
-            f"The breaker refused {call}: {_value(limit, spent)} tokens were already used, the call could "
+            f"The breaker refused {call}: {_value(limit, spent)} tokens were already used{_flying(trip)}, the "
+            "call could "
             f"have used up to {_value(limit, req)} more (prompt estimate plus max_tokens), and "
             f"{whose} allows {_value(limit, cap)}."
         )
@@ -151,6 +162,12 @@ def _trip_sentence(trip: Trip, run_id: str) -> str:
     return f"The breaker refused {call} on its {limit} limit ({whose})."
 
 
+def reset_command(user: str, window: str | None) -> str:
+    """The admin command that clears a user's current window; it must run as printed (tested)."""
+    window_flag = f" --window {window}" if window else ""
+    return f"spendfuse budgets --reset --user {user}{window_flag} --yes --store STORE_URL"
+
+
 def _trip_advice(trip: Trip, detail: RunDetail) -> list[str]:
     limit, scope = trip.limit, trip.scope
     if scope == "user":
@@ -160,7 +177,9 @@ def _trip_advice(trip: Trip, detail: RunDetail) -> list[str]:
             f"Wait for the window to reset{when}: every run of {user!r} is refused until then.",
             f"Give {user!r} a bigger tier or an override in the user_budget setting "
             f"(its users table, e.g. {user} = \"pro\").",
-            f"Or, as an admin, clear the current window: spendfuse budgets --reset --user {user} --yes",
+            f"Or, as an admin, clear the current window in the budget store the program uses: "
+            f"{reset_command(user, trip.window)} (with the default memory:// store the window lives "
+            "inside the program and ends with it).",
         ]
     needed = None
     if trip.spent is not None and trip.requested is not None:
@@ -228,10 +247,8 @@ def _event_lines(events: list[EventRow], run_id: str) -> list[str]:
                 f"({_value(limit, event.limit_value)}), and the on_exceeded hook let it through; its cost counted."
             )
         elif event.name == names.EVENT_BUDGET_WARNING:
-            lines.append(
-                f"Warning: the {scope} {limit} budget reached {_value(limit, event.spent)} "
-                f"of {_value(limit, event.limit_value)} (warn_at)."
-            )
+            numbers = fmt.warning_numbers(limit, event.spent, event.in_flight, event.limit_value)
+            lines.append(f"Warning: the {scope} {limit} budget had {numbers} (warn_at).")
     return lines
 
 
@@ -239,7 +256,7 @@ def _totals(detail: RunDetail) -> str:
     summary = detail.summary
     return (
         f"{fmt.plural(summary.turns, 'model call')}, {fmt.tokens(summary.tokens)} tokens, "
-        f"{fmt.usd(summary.cost_usd)} in {fmt.duration(summary.duration_s)}"
+        f"{fmt.total_cost(summary.cost_usd, summary.unknown_cost_calls)} in {fmt.duration(summary.duration_s)}"
     )
 
 
@@ -276,6 +293,13 @@ def explain(detail: RunDetail) -> Explanation:
     used = f" of its {fmt.usd(budget)} budget" if budget else ""
     headline = f"Run {run_id!r} completed normally: {_totals(detail)}{used}. No breaker tripped."
     advice = ["Nothing to change."] if not events else ["Consider the budgets it came close to or overran."]
+    reason = summary.unknown_cost_reason
+    if reason is not None:
+        events = [*events, f"Its cost is partly unknown: {reason}."]
+        advice = [
+            "Add the missing price so its cost counts: prices={\"MODEL\": {\"input\": ..., \"output\": ...}} "
+            "(USD per million tokens) or a SPENDFUSE_PRICES file. Until then no USD limit can apply to it.",
+        ]
     return Explanation(run_id, outcome, headline, events, advice)
 
 

@@ -26,18 +26,23 @@ def run_usage(args: argparse.Namespace) -> int:
         "user_id": summary.user_id,
         "outcome": summary.outcome,
         "budget_usd": detail.root.budget_usd if detail.root is not None else None,
-        "spent_usd": summary.cost_usd,
+        "spent_usd": summary.cost_usd if summary.cost_known else None,
+        "spent_known_usd": summary.cost_usd or 0.0,
         "turns": summary.turns,
         "tokens": summary.tokens,
         "calls": len(calls),
         "reserved_usd_max": max(reserved) if reserved else None,
         "unknown_cost_calls": sum(c.cost_unknown for c in calls),
+        "unknown_cost_reason": summary.unknown_cost_reason,
         "trip": None if trip is None else {
             "scope": trip.trip_scope, "limit": trip.trip_limit, "limit_value": trip.trip_limit_value,
-            "spent": trip.trip_spent, "requested": trip.trip_requested,
+            "spent": trip.trip_spent, "in_flight": fmt.recorded_in_flight(trip),
+            "requested": trip.trip_requested,
         },
         "warnings": [
-            {"scope": e.scope, "limit": e.limit_name, "limit_value": e.limit_value, "spent": e.spent}
+            # in_flight null: recorded by a breaker that counted reservations in flight into "spent".
+            {"scope": e.scope, "limit": e.limit_name, "limit_value": e.limit_value, "spent": e.spent,
+             "in_flight": e.in_flight}
             for e in warnings
         ],
         "approved_overruns": sum(1 for e in detail.events if e.name == names.EVENT_BREAKER_APPROVED),
@@ -54,17 +59,21 @@ def run_usage(args: argparse.Namespace) -> int:
     table.add_row("User", summary.user_id or "-")
     table.add_row("Outcome", render.outcome(summary.outcome))
     table.add_row("USD budget", fmt.usd(budget_usd) if isinstance(budget_usd, float) else "not recorded")
-    table.add_row("Spent", f"{fmt.usd(summary.cost_usd)}, {summary.turns} turns, {fmt.tokens(summary.tokens)} tokens")
+    spent = fmt.total_cost(summary.cost_usd, summary.unknown_cost_calls)
+    table.add_row("Spent", f"{spent}, {summary.turns} turns, {fmt.tokens(summary.tokens)} tokens")
+    if summary.unknown_cost_reason:
+        table.add_row("Unknown cost", summary.unknown_cost_reason)
     if reserved:
         table.add_row("Largest reservation", fmt.usd(max(reserved)) + " (worst case of one call)")
     if trip is not None:
         limit = trip.trip_limit
-        table.add_row("Tripped", f"{trip.trip_scope} {limit}: {fmt.limit_value(limit, trip.trip_spent)} used, "
-                                 f"limit {fmt.limit_value(limit, trip.trip_limit_value)}")
+        in_flight = fmt.recorded_in_flight(trip)
+        table.add_row("Tripped", f"{trip.trip_scope} {limit}: " + fmt.trip_numbers(
+            limit, trip.trip_spent, in_flight, trip.trip_requested, trip.trip_limit_value))
     for warning in warnings:
         limit = warning.limit_name
-        table.add_row("Warning", f"{warning.scope} {limit} reached {fmt.limit_value(limit, warning.spent)} "
-                                 f"of {fmt.limit_value(limit, warning.limit_value)}")
+        table.add_row("Warning", f"{warning.scope} {limit}: " + fmt.warning_numbers(
+            limit, warning.spent, warning.in_flight, warning.limit_value))
     console.print(table)
     console.print("Only the USD budget is recorded on runs; `spendfuse explain` tells why it stopped.", style="dim")
     return 0

@@ -29,5 +29,5 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         console.print(f"No model calls recorded since {args.since}.")
         return 0
-    console.print(render.spend_table(rows, args.by))
+    console.print(render.spend_table(rows, args.by, width=console.width))
     return 0

@@ -29,6 +29,8 @@ CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
+STORE_SCHEMES = frozenset({"memory", "sqlite", "redis", "rediss", "redis+sentinel"})
+
 OnExceeded = Callable[[BudgetExceeded], bool]
 
 
@@ -95,6 +97,15 @@ def _coerce(key: str, name: str, value: Any) -> Any:
 
         if not isinstance(value, str) or "://" not in value:
             raise ConfigError(f"{key}: {value!r} is not a store URL; accepted: {STORE_URL_FORM}")
+        scheme = value.split("://", 1)[0].strip().lower()
+        if scheme not in STORE_SCHEMES:
+            from spendfuse.budgets.stores import redacted_url
+
+            raise ConfigError(
+                f"{key}: unknown scheme {scheme!r} in {redacted_url(value)!r}; accepted: {STORE_URL_FORM}"
+            )
+        if scheme == "sqlite":
+            _check_sqlite_url(key, value)
         return value
     if name == "store_failure":
         if value not in ("closed", "open"):
@@ -123,14 +134,37 @@ def _coerce(key: str, name: str, value: Any) -> Any:
             raise ConfigError(f"{key}: {value!r}; accepted: a mapping of model prices or a TOML/JSON file path")
         return os.fspath(value) if isinstance(value, os.PathLike) else value
     if name in ("grafana_url", "ledger"):
-        if value is not None and not isinstance(value, str):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
             raise ConfigError(f"{key}: {value!r} is not a string")
+        value = os.fspath(value) if value is not None else None
+        if name == "ledger" and value:
+            from spendfuse.ledger.paths import check_ledger_setting
+
+            check_ledger_setting(key, value)
         return value or None
     if name == "disable_frameworks":
         from spendfuse.frameworks._names import parse_disabled
 
         return parse_disabled(key, value)
     raise ConfigError(f"{key}: unknown setting; accepted: {', '.join(sorted(SETTING_NAMES))}")
+
+
+def _check_sqlite_url(key: str, url: str) -> None:
+    """The store's own URL errors, said with the key the user wrote; and its folder must exist."""
+    from spendfuse.budgets.stores import STORE_URL_FORM
+    from spendfuse.budgets.stores.sqlite import parse_sqlite_url
+
+    try:
+        path, _ = parse_sqlite_url(url)
+    except ConfigError as error:
+        raise ConfigError(f"{key}: {str(error).removeprefix('store: ')}") from None
+    except (ValueError, RuntimeError, OSError) as error:  # a NUL byte, an unknown ~user
+        raise ConfigError(f"{key}: {shown(url)} is not a usable path ({error}); accepted: {STORE_URL_FORM}") from None
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"{key}: the folder {str(path.parent)!r} of the SQLite store does not exist; accepted: "
+            "sqlite:///path/to/file.db in an existing folder (it is not created for you)"
+        )
 
 
 def _read_file(path: str) -> dict[str, Any]:

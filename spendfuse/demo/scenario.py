@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import signal
 import time
 import uuid
@@ -116,6 +117,9 @@ def _play(spec: AgentRun, console: Console, *, verbose: bool) -> RunResult:
         result.stopped = error  # the agent's caller decides what a refused run means
     finally:
         client.close()
+        # Spans may still be on their way to the progress printer: let this agent's lines all print
+        # before the next agent's header.
+        spendfuse.flush()
     return result
 
 
@@ -147,8 +151,13 @@ def print_summary(console: Console, telemetry: DemoTelemetry, outcome: RoundResu
         connection.close()
     flag = f" --ledger {telemetry.ledger_path}" if telemetry.temporary else ""
     console.rule()
-    console.print(f"Ledger: {telemetry.ledger_path}")
-    console.print("Explore it:")
+    if telemetry.temporary and not telemetry.keep:
+        console.print("The demo's temporary ledger is removed when it exits; to explore these runs, run "
+                      "`spendfuse demo --keep-ledger` and then:", soft_wrap=True)
+        flag = " --ledger PATH"
+    else:
+        console.print(f"Ledger: {telemetry.ledger_path}")
+        console.print("Explore it:")
     shown = tripped[0].run_id if tripped else ""
     for command in ("runs", f"show {shown}", "spend --by user"):
         console.print(f"  spendfuse {command}{flag}", soft_wrap=True)
@@ -195,10 +204,15 @@ def _round(console: Console, telemetry: DemoTelemetry, *, loop: bool) -> RoundRe
 
 
 def run_demo(*, loop: bool = False, delay: float = 5.0, ledger: str | None = None,
-             console: Console | None = None, summary: bool = True) -> tuple[DemoTelemetry, RoundResult]:
-    """Play the scenario once (or forever with ``loop``); returns the telemetry and the last round."""
+             console: Console | None = None, summary: bool = True,
+             keep_ledger: bool = True) -> tuple[DemoTelemetry, RoundResult]:
+    """Play the scenario once (or forever with ``loop``); returns the telemetry and the last round.
+
+    A temporary ledger (none was named) is removed at the end unless ``keep_ledger``.
+    """
     console = console or render.make_console()
     telemetry = setup(console, ledger, loop=loop)
+    telemetry.keep = keep_ledger
     outcome = RoundResult()
     number = 0
     try:
@@ -208,6 +222,7 @@ def run_demo(*, loop: bool = False, delay: float = 5.0, ledger: str | None = Non
             prices=PRICES,
             run_budget=RUN_BUDGET,
             user_budget=USER_BUDGET,
+            ledger=str(telemetry.ledger_path),
         )
         with _library_logs_on(console), _stop_on_sigterm():
             while True:
@@ -230,4 +245,6 @@ def run_demo(*, loop: bool = False, delay: float = 5.0, ledger: str | None = Non
     finally:
         spendfuse.uninstrument()
         telemetry.shutdown()
+        if telemetry.temporary and not keep_ledger:
+            shutil.rmtree(telemetry.ledger_path.parent, ignore_errors=True)
     return telemetry, outcome

@@ -14,9 +14,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from rich.console import Console
 
 from spendfuse.demo.progress import ProgressPrinter
-from spendfuse.ledger.exporter import LedgerExporter
+from spendfuse.ledger.install import ledger_processor as attached_ledger
 from spendfuse.ledger.paths import LEDGER_ENV, is_disabled, retention_days
-from spendfuse.telemetry.emitter import emitter
 from spendfuse.telemetry.setup import configure_from_env
 
 SERVICE_NAME = "spendfuse-demo"
@@ -32,10 +31,13 @@ class DemoTelemetry:
     temporary: bool
     progress: ProgressPrinter
     ledger_processor: BatchSpanProcessor
+    keep: bool = True  # a temporary ledger is removed at exit unless kept (`spendfuse demo --keep-ledger`)
 
     def flush_ledger(self) -> None:
-        """Just the ledger: the summary reads it, and must not wait on a slow or absent collector."""
-        emitter.flush()  # the calls' spans are built on spendfuse's telemetry thread
+        """Just the ledger: the summary reads it, and must not wait on a slow or absent collector.
+
+        Every agent's spans were already handed over (``spendfuse.flush()`` after each agent).
+        """
         self.ledger_processor.force_flush(FLUSH_MILLIS)
 
     def flush(self) -> None:
@@ -71,8 +73,8 @@ def setup(console: Console, explicit_ledger: str | None, *, loop: bool) -> DemoT
     path, temporary = demo_ledger_path(explicit_ledger)
     # A demo looping for days only needs its latest rounds: keep its own ledger small.
     retention = LOOP_RETENTION_DAYS if loop and temporary else retention_days()
-    ledger_processor = BatchSpanProcessor(LedgerExporter(path, retention_days=retention), schedule_delay_millis=500)
-    tracer_provider.add_span_processor(ledger_processor)
+    # Registered as this provider's ledger, so instrument(ledger=path) finds it and adds no second one.
+    ledger_processor = attached_ledger(tracer_provider, path, retention=retention, delay_millis=500)
     progress = ProgressPrinter(console)
     tracer_provider.add_span_processor(progress)
     return DemoTelemetry(tracer_provider, providers.meter_provider, path, temporary, progress, ledger_processor)

@@ -30,6 +30,7 @@ from spendfuse.instrumentation import anthropic as anthropic_provider
 from spendfuse.instrumentation import openai as openai_provider
 from spendfuse.instrumentation.call import Provider
 from spendfuse.instrumentation.wrappers import async_wrapper, sync_wrapper
+from spendfuse.ledger.install import attach_ledger  # spendfuse/ledger hook (cli branch)
 from spendfuse.telemetry.emitter import emitter, hook_provider_flushes, run_inline
 from spendfuse.telemetry.instruments import Instruments
 from spendfuse.telemetry.stamping import RunStampingProcessor
@@ -129,6 +130,8 @@ def _prices(settings: Settings) -> PriceBook:
 
 
 def build_runtime(settings: Settings, tracer_provider: Any = None, meter_provider: Any = None) -> runtime.Runtime:
+    # Every run reaches the local ledger, however spendfuse was started (see spendfuse/ledger/install.py).
+    tracer_provider = attach_ledger(settings.ledger, tracer_provider)
     prices = _prices(settings)
     instruments = _instruments(meter_provider)
     store = open_store(settings.store, timeout=settings.store_timeout)

@@ -1,51 +1,109 @@
-"""Record to the local ledger when no telemetry backend is configured (used by ``spendfuse.auto``)."""
+"""Attach the local ledger to the tracer provider spendfuse's spans go to, however it was started.
+
+``spendfuse.instrument()``, ``import spendfuse.auto`` and ``opentelemetry-instrument`` all build the
+runtime through one function, which calls :func:`attach_ledger`. The rule:
+
+* the ledger is off (``ledger = "off"`` / ``SPENDFUSE_LEDGER=off``) or the OpenTelemetry SDK is
+  disabled (``OTEL_SDK_DISABLED=true``): nothing is attached;
+* the provider spendfuse traces with (the one passed to ``instrument()``, else the global one) is an
+  SDK ``TracerProvider`` — the application's own, the one ``opentelemetry-instrument`` configured,
+  or the OTLP one ``spendfuse.auto`` made: the ledger's span processor is *added* to it, next to the
+  application's exporters, which keep working unchanged;
+* no SDK provider exists yet: spendfuse creates one holding only the ledger processor and makes it
+  the global provider (so other instrumentations' spans inside a run are recorded too).
+
+A provider gets at most one ledger processor, whatever the number of ``instrument()`` calls, so a
+run is never recorded twice.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import weakref
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from spendfuse.config.settings import load_settings
-from spendfuse.errors import ConfigError
 from spendfuse.ledger.exporter import LedgerExporter
-from spendfuse.ledger.paths import LEDGER_ENV, resolve_ledger_path, retention_days
+from spendfuse.ledger.paths import ledger_path_for_writing, retention_days
 
-OTLP_TRACES_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+log = logging.getLogger("spendfuse")
 
-
-def _ledger_setting(environ: Mapping[str, str]) -> str | None:
-    try:
-        return load_settings(environ=environ).ledger
-    except ConfigError:
-        # instrument() reports the malformed setting with its full message right after this.
-        return environ.get(LEDGER_ENV)
+_lock = threading.Lock()
+# Weak keys: tests and short-lived apps make and drop providers; an id may be reused after that.
+_attached: weakref.WeakKeyDictionary[Any, tuple[Path, BatchSpanProcessor]] = weakref.WeakKeyDictionary()
 
 
-def install_default_ledger(environ: Mapping[str, str] | None = None) -> TracerProvider | None:
-    """Install an SDK ``TracerProvider`` that writes the ledger, and return it.
+def _sdk_disabled(environ: Mapping[str, str]) -> bool:
+    return environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
 
-    Returns None (and changes nothing) when the ledger is off, an OTLP endpoint is configured,
-    the OpenTelemetry SDK is disabled, or the application already installed an SDK provider: an
-    application's own telemetry setup always wins.
+
+def ledger_processor(
+    provider: TracerProvider, path: Path, *, retention: float | None = None, delay_millis: int = 5000
+) -> BatchSpanProcessor:
+    """The ledger processor on ``provider``, added unless one is already there (then that one is kept)."""
+    with _lock:
+        known = _attached.get(provider)
+        if known is not None:
+            if known[0] != path:
+                log.warning("spendfuse: this tracer provider already records to the ledger %s; "
+                            "not adding %s as well", known[0], path)
+            return known[1]
+        processor = BatchSpanProcessor(
+            LedgerExporter(path, retention_days=retention), schedule_delay_millis=delay_millis
+        )
+        provider.add_span_processor(processor)
+        _attached[provider] = (path, processor)
+        return processor
+
+
+def attach_ledger(configured: str | None, tracer_provider: Any = None,
+                  environ: Mapping[str, str] | None = None) -> Any:
+    """Attach the ledger (see the module doc); return the tracer provider spendfuse should use.
+
+    ``configured`` is the ``ledger`` setting (code, then ``SPENDFUSE_LEDGER``, then the TOML file).
+    Raises ``ConfigError`` when it names a file in a folder that does not exist.
     """
     environ = os.environ if environ is None else environ
-    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return None
-    if any(environ.get(name) for name in OTLP_TRACES_ENDPOINT_VARS):
-        return None
-    if hasattr(trace.get_tracer_provider(), "add_span_processor"):
-        return None
-    path = resolve_ledger_path(_ledger_setting(environ), environ)
+    if _sdk_disabled(environ):
+        return tracer_provider
+    try:
+        path = ledger_path_for_writing(configured, environ)
+    except OSError as error:
+        # The default folder cannot be made (a read-only home): the program runs on, unrecorded.
+        log.warning("spendfuse: cannot create the ledger folder (%s); running without the local ledger", error)
+        return tracer_provider
     if path is None:
-        return None
-    exporter = LedgerExporter(path, retention_days=retention_days(environ))
-    resource = Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", "spendfuse-agent")})
-    provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    return provider
+        return tracer_provider
+    target = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    if not isinstance(target, TracerProvider):
+        if tracer_provider is not None:
+            log.warning("spendfuse: the tracer provider given to instrument() is not an SDK TracerProvider; "
+                        "the local ledger cannot record from it")
+            return tracer_provider
+        target = TracerProvider(
+            resource=Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", "spendfuse-agent")})
+        )
+        trace.set_tracer_provider(target)
+        # Another library may have set a non-SDK global first (set_tracer_provider then refuses):
+        # spendfuse then traces with its own provider, so the ledger still sees every run.
+        tracer_provider = None if trace.get_tracer_provider() is target else target
+    ledger_processor(target, path, retention=retention_days(environ))
+    return tracer_provider
+
+
+def install_default_ledger(environ: Mapping[str, str] | None = None) -> Any:
+    """Kept for programs written against 0.1: attach the ledger configured in the environment."""
+    from spendfuse.config.settings import load_settings
+
+    environ = os.environ if environ is None else environ
+    attach_ledger(load_settings(environ=environ).ledger, None, environ)
+    provider = trace.get_tracer_provider()
+    return provider if isinstance(provider, TracerProvider) else None

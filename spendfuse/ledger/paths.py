@@ -7,6 +7,11 @@
   ``~/.local/share/spendfuse/ledger.db``
 * macOS: ``~/Library/Application Support/spendfuse/ledger.db``
 * Windows: ``%LOCALAPPDATA%\\spendfuse\\ledger.db`` (else ``~\\AppData\\Local\\spendfuse\\ledger.db``)
+
+The one rule, for the library and the CLI alike: ``--ledger`` (CLI only), else the ``ledger`` setting
+(``instrument(ledger=...)``, else ``SPENDFUSE_LEDGER``, else ``ledger`` in the TOML file), else the
+platform default. spendfuse creates the default's ``spendfuse`` folder (owner-only); a path the user
+names must be in a folder that exists — a missing one is a configuration error, never created.
 """
 
 from __future__ import annotations
@@ -61,6 +66,32 @@ def resolve_ledger_path(
             return None
         return Path(value.strip()).expanduser()
     return default_ledger_path(environ)
+
+
+def ledger_path_for_writing(configured: str | None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """Like ``resolve_ledger_path``, creating the default folder (0700) when the default is used."""
+    path = resolve_ledger_path(configured, environ)
+    if path is None:
+        return None
+    if path == default_ledger_path(environ) and not path.parent.is_dir():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def check_ledger_setting(key: str, value: str) -> None:
+    """A ledger path the user wrote must be in an existing folder; ``key`` is how they spelled it."""
+    if is_disabled(value) or not value.strip():
+        return
+    try:
+        folder = Path(value.strip()).expanduser().parent
+        exists = folder.is_dir()
+    except (ValueError, RuntimeError, OSError) as error:  # a NUL byte, an unknown ~user
+        raise ConfigError(f"{key}: {value!r} is not a usable path ({error}); accepted: a file path, or off") from None
+    if not exists:
+        raise ConfigError(
+            f"{key}: the folder {str(folder)!r} of the ledger file does not exist; accepted: a file path "
+            f"in an existing folder, or off"
+        )
 
 
 def retention_days(environ: Mapping[str, str] | None = None) -> float | None:

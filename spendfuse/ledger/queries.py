@@ -22,7 +22,11 @@ _FINISHED = """
            COALESCE(r.spent_turns, 0), COALESCE(r.spent_tokens, 0), r.spent_usd,
            COALESCE(r.outcome, 'OUTCOME'),
            (SELECT COUNT(*) FROM spans c
-            WHERE c.run_id = r.run_id AND c.trace_id = r.trace_id AND c.kind = 'call')
+            WHERE c.run_id = r.run_id AND c.trace_id = r.trace_id AND c.kind = 'call'),
+           (SELECT COUNT(*) FROM spans c
+            WHERE c.run_id = r.run_id AND c.trace_id = r.trace_id AND c.kind = 'call' AND c.cost_unknown = 1),
+           (SELECT GROUP_CONCAT(DISTINCT COALESCE(c.response_model, c.request_model)) FROM spans c
+            WHERE c.run_id = r.run_id AND c.trace_id = r.trace_id AND c.kind = 'call' AND c.cost_unknown = 1)
     FROM spans r
     WHERE r.kind = 'run' AND r.run_id IS NOT NULL {where}
     ORDER BY r.start_ns DESC {limit}
@@ -33,7 +37,8 @@ _UNFINISHED = """
     SELECT c.run_id, c.trace_id, NULL, MAX(c.user_id), NULL, NULL, MIN(c.start_ns), MAX(c.end_ns),
            SUM(CASE WHEN c.tripped = 0 THEN 1 ELSE 0 END),
            SUM(COALESCE(c.input_tokens, 0) + COALESCE(c.output_tokens, 0)),
-           SUM(c.cost_usd), 'OUTCOME', COUNT(*)
+           SUM(c.cost_usd), 'OUTCOME', COUNT(*), SUM(c.cost_unknown),
+           GROUP_CONCAT(DISTINCT CASE WHEN c.cost_unknown = 1 THEN COALESCE(c.response_model, c.request_model) END)
     FROM spans c
     WHERE c.kind = 'call' AND c.run_id IS NOT NULL {where}
       AND NOT EXISTS (
@@ -48,6 +53,14 @@ SPEND_KEYS = {
     "day": "strftime('%Y-%m-%d', start_ns / 1000000000, 'unixepoch')",
     "provider": "COALESCE(provider, '-')",
 }
+
+
+def unknown_reason(calls: int, models: str | None) -> str:
+    found = sorted(set((models or "").split(",")) - {""})
+    noun = "call" if calls == 1 else "calls"
+    verb = "have" if len(found) > 1 else "has"
+    models = ", ".join(found) or "an unnamed model"
+    return f"{calls} {noun} to {models}, which {verb} no known price (add it with prices=...)"
 
 
 class AmbiguousRunError(Exception):
@@ -74,6 +87,19 @@ class RunSummary:
     cost_usd: float | None
     outcome: str
     calls: int
+    unknown_cost_calls: int = 0
+    unpriced_models: str | None = None
+
+    @property
+    def cost_known(self) -> bool:
+        return not self.unknown_cost_calls
+
+    @property
+    def unknown_cost_reason(self) -> str | None:
+        """Why the cost is not known, in words; None when it is known."""
+        if not self.unknown_cost_calls:
+            return None
+        return unknown_reason(self.unknown_cost_calls, self.unpriced_models)
 
     @property
     def duration_s(self) -> float:
@@ -95,7 +121,11 @@ class RunSummary:
             "turns": self.turns,
             "tokens": self.tokens,
             "calls": self.calls,
-            "cost_usd": self.cost_usd,
+            # null, never 0, when a call's cost is unknown: the known part is cost_known_usd.
+            "cost_usd": self.cost_usd if self.cost_known else None,
+            "cost_known_usd": self.cost_usd or 0.0,
+            "unknown_cost_calls": self.unknown_cost_calls,
+            "unknown_cost_reason": self.unknown_cost_reason,
             "outcome": self.outcome,
         }
 
@@ -133,6 +163,7 @@ class SpendRow:
     cache_write_tokens: int
     cost_usd: float
     unknown_cost_calls: int
+    unpriced_models: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -144,8 +175,12 @@ class SpendRow:
             "output_tokens": self.output_tokens,
             "cache_read_tokens": self.cache_read_tokens,
             "cache_write_tokens": self.cache_write_tokens,
-            "cost_usd": round(self.cost_usd, 9),
+            "cost_usd": None if self.unknown_cost_calls else round(self.cost_usd, 9),
+            "cost_known_usd": round(self.cost_usd, 9),
             "unknown_cost_calls": self.unknown_cost_calls,
+            "unknown_cost_reason": (
+                unknown_reason(self.unknown_cost_calls, self.unpriced_models) if self.unknown_cost_calls else None
+            ),
         }
 
 
@@ -294,7 +329,8 @@ def spend(connection: sqlite3.Connection, by: str, *, since_ns: int | None = Non
                COALESCE(SUM(cache_read_tokens), 0),
                COALESCE(SUM(cache_write_tokens), 0),
                COALESCE(SUM(cost_usd), 0.0) AS cost_usd,
-               SUM(cost_unknown)
+               SUM(cost_unknown),
+               GROUP_CONCAT(DISTINCT CASE WHEN cost_unknown = 1 THEN COALESCE(response_model, request_model) END)
         FROM spans WHERE {where}
         GROUP BY key ORDER BY {order}
     """

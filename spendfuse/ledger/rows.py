@@ -27,6 +27,9 @@ KIND_BY_OPERATION = {
     names.OPERATION_CHAT: KIND_CALL,
     names.OPERATION_EXECUTE_TOOL: KIND_TOOL,
 }
+# Reserved by other calls in flight, apart from `spent`; the breaker's events carry it once it records
+# it (proposed for telemetry/names.py as BREAKER_IN_FLIGHT). Until then it reads NULL.
+BREAKER_IN_FLIGHT = "spendfuse.breaker.in_flight"
 BREAKER_EVENTS = frozenset(
     {names.EVENT_BREAKER_TRIPPED, names.EVENT_BREAKER_APPROVED, names.EVENT_BUDGET_WARNING}
 )
@@ -76,6 +79,7 @@ class SpanRow:
     trip_spent: float | None
     trip_requested: float | None
     error_type: str | None
+    trip_in_flight: float | None = None
 
     def values(self) -> tuple[Any, ...]:
         return astuple(self)
@@ -97,6 +101,7 @@ class EventRow:
     limit_value: float | None
     spent: float | None
     requested: float | None
+    in_flight: float | None = None
 
     def values(self) -> tuple[Any, ...]:
         return astuple(self)
@@ -211,6 +216,7 @@ def to_rows(span: ReadableSpan) -> tuple[SpanRow, list[EventRow]] | None:
                 limit_value=_float(details, names.BREAKER_LIMIT_VALUE),
                 spent=_float(details, names.BREAKER_SPENT),
                 requested=_float(details, names.BREAKER_REQUESTED),
+                in_flight=_float(details, BREAKER_IN_FLIGHT),
             )
         )
         if event.name == names.EVENT_BREAKER_TRIPPED and row.trip_limit is None:
@@ -221,4 +227,5 @@ def to_rows(span: ReadableSpan) -> tuple[SpanRow, list[EventRow]] | None:
             row.trip_limit_value = events[-1].limit_value
             row.trip_spent = events[-1].spent
             row.trip_requested = events[-1].requested
+            row.trip_in_flight = events[-1].in_flight
     return row, events

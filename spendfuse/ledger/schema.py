@@ -7,7 +7,7 @@ message content: rows are built from an allow-list of attributes (see ``rows.py`
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SPAN_COLUMNS: tuple[str, ...] = (
     "trace_id",
@@ -50,6 +50,7 @@ SPAN_COLUMNS: tuple[str, ...] = (
     "trip_spent",
     "trip_requested",
     "error_type",
+    "trip_in_flight",
 )
 
 EVENT_COLUMNS: tuple[str, ...] = (
@@ -65,7 +66,15 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "limit_value",
     "spent",
     "requested",
+    "in_flight",
 )
+
+# Columns added after version 1, per table: a ledger written by an older spendfuse gets them on open
+# (ALTER TABLE ... ADD COLUMN keeps every row; old rows read NULL, "not recorded").
+ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "spans": (("trip_in_flight", "REAL"),),
+    "events": (("in_flight", "REAL"),),
+}
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -113,6 +122,7 @@ CREATE TABLE IF NOT EXISTS spans (
     trip_spent         REAL,
     trip_requested     REAL,
     error_type         TEXT,
+    trip_in_flight     REAL,                   -- what other calls had reserved at the trip (v2)
     PRIMARY KEY (trace_id, span_id)
 );
 CREATE INDEX IF NOT EXISTS spans_run ON spans (run_id, trace_id, kind);
@@ -131,6 +141,7 @@ CREATE TABLE IF NOT EXISTS events (
     limit_value REAL,
     spent       REAL,
     requested   REAL,
+    in_flight   REAL,                          -- reserved by calls in flight, apart from spent (v2)
     UNIQUE (trace_id, span_id, name, time_ns, limit_name)
 );
 CREATE INDEX IF NOT EXISTS events_run ON events (run_id);

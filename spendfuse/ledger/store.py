@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from spendfuse.ledger.rows import EventRow, SpanRow
-from spendfuse.ledger.schema import DDL, EVENT_COLUMNS, SCHEMA_VERSION, SPAN_COLUMNS
+from spendfuse.ledger.schema import ADDED_COLUMNS, DDL, EVENT_COLUMNS, SCHEMA_VERSION, SPAN_COLUMNS
 
 BUSY_TIMEOUT_SECONDS = 10.0
 LOCK_RETRIES = 5
@@ -58,7 +58,7 @@ def _with_retries(action: Callable[[], T]) -> T:
 
 
 def _create_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # No mkdir: a missing folder is a configuration error (a typo), reported where the path is read.
     with contextlib.suppress(FileExistsError):
         # Owner-only: the ledger names users and what they spent.
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
@@ -90,6 +90,7 @@ def _ensure_schema(connection: sqlite3.Connection) -> None:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'spans'"
     ).fetchone()
     if exists:
+        _add_missing_columns(connection)
         return
     connection.execute("BEGIN IMMEDIATE")
     try:
@@ -98,6 +99,31 @@ def _ensure_schema(connection: sqlite3.Connection) -> None:
                 connection.execute(statement)
         connection.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def _missing_columns(connection: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    missing: list[tuple[str, str, str]] = []
+    for table, columns in ADDED_COLUMNS.items():
+        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        missing.extend((table, name, kind) for name, kind in columns if name not in present)
+    return missing
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    if not _missing_columns(connection):
+        return
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        # Checked again under the write lock: another process may have upgraded the file meanwhile.
+        for table, name, kind in _missing_columns(connection):
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+        connection.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
         connection.execute("COMMIT")
     except BaseException:

@@ -1,7 +1,8 @@
 """Record one run of every kind into the ledger named by argv[1]; print {kind: run_id} as JSON.
 
-Runs in a subprocess (a real program using the public API and the fake provider), so the ledger is
-written by the same BatchSpanProcessor + LedgerExporter path an application uses.
+Runs in a subprocess (a real program using the public API and the fake provider). The program has
+its own TracerProvider and only names the ledger (``ledger=``): instrument() adds the ledger's
+processor to that provider, the path every application takes.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ import time
 from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import spendfuse
-from spendfuse.ledger import LedgerExporter
 from spendfuse.testing import FakeProvider, RecordedRequest, Reply
 
 MODEL = "claude-sonnet-4-6"
+UNPRICED = "in-house-model-7"  # no price anywhere: its cost is unknown, never $0
 PRICES = {MODEL: {"input": 3.0, "output": 15.0}}
 TOOLS = [{"name": "step", "description": "Do one step.",
           "input_schema": {"type": "object", "properties": {"n": {"type": "integer"}}}}]
@@ -31,10 +31,10 @@ def step(n: int, pause: float = 0.0) -> str:
     return f"step {n} done " + "with a long and detailed result " * 20
 
 
-def agent(client: Any, *, pause: float = 0.0, max_steps: int = 30) -> str:
+def agent(client: Any, *, pause: float = 0.0, max_steps: int = 30, model: str = MODEL) -> str:
     messages: list[dict[str, Any]] = [{"role": "user", "content": "Work through the steps."}]
     for _ in range(max_steps):
-        response = client.messages.create(model=MODEL, max_tokens=256, tools=TOOLS, messages=messages)
+        response = client.messages.create(model=model, max_tokens=256, tools=TOOLS, messages=messages)
         messages.append({"role": "assistant", "content": response.content})
         if response.stop_reason != "tool_use":
             return "done"
@@ -53,13 +53,13 @@ def same(_request: RecordedRequest) -> Reply:
 
 
 def play(run_id: str, *, user: str | None = None, budget: spendfuse.Budget | None = None,
-         script: tuple[Reply, ...] = (), responder: Any = None, pause: float = 0.0) -> None:
+         script: tuple[Reply, ...] = (), responder: Any = None, pause: float = 0.0, model: str = MODEL) -> None:
     fake = FakeProvider(responder=responder)
     fake.enqueue(*script)
     client = fake.anthropic_client()
     try:
         with spendfuse.run(run_id, user_id=user, budget=budget, name="kinds"):
-            agent(client, pause=pause)
+            agent(client, pause=pause, model=model)
     except Exception:
         pass  # every outcome is wanted here; the ledger records how each run ended
     finally:
@@ -69,9 +69,8 @@ def play(run_id: str, *, user: str | None = None, budget: spendfuse.Budget | Non
 def main() -> int:
     ledger, store = sys.argv[1], sys.argv[2]
     provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(LedgerExporter(ledger)))
     settings: dict[str, Any] = {
-        "tracer_provider": provider, "prices": PRICES, "store": store, "warn_at": 0.5,
+        "tracer_provider": provider, "ledger": ledger, "prices": PRICES, "store": store, "warn_at": 0.5,
         "user_budget": {"users": {"carol": {"usd": 0.01, "window": "1d"}}},
     }
     spendfuse.instrument(**settings)
@@ -79,7 +78,7 @@ def main() -> int:
         "completed": "kind-completed", "usd": "kind-usd", "turns": "kind-turns", "tokens": "kind-tokens",
         "seconds": "kind-seconds", "repeats": "kind-repeats", "user": "kind-user", "error": "kind-error",
         "approved": "kind-approved", "nested": "kind-nested-child", "parent": "kind-nested",
-        "unfinished": "kind-unfinished",
+        "unfinished": "kind-unfinished", "unpriced": "kind-unpriced",
     }
     play(kinds["completed"], user="alice", budget=spendfuse.Budget(usd=1),
          script=(Reply.tool_call("step", {"n": 1}), Reply.text("All done.")))
@@ -90,6 +89,8 @@ def main() -> int:
     play(kinds["repeats"], budget=spendfuse.Budget(repeats=2), responder=same)
     play(kinds["user"], user="carol", responder=counting)
     play(kinds["error"], user="alice", script=(Reply.tool_call("step", {"n": 1}), Reply.error(500)))
+    play(kinds["unpriced"], user="dave", model=UNPRICED,
+         script=(Reply.tool_call("step", {"n": 1}), Reply.text("Done.")))
     try:
         with spendfuse.run(kinds["parent"], budget=spendfuse.Budget(turns=2), name="parent"):
             play(kinds["nested"], responder=counting)

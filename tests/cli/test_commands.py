@@ -13,14 +13,20 @@ USER_BUDGET = "usd=0.01,window=1d"  # the budget _make_runs.py gave carol
 def test_spend_json(kinds: Kinds, by: str) -> None:
     rows = parse_json(kinds.cli("spend", "--by", by, "--json"))
     assert rows
-    total = sum(row["cost_usd"] for row in rows)
+    total = sum(row["cost_known_usd"] for row in rows)
     assert total > 0
+    unpriced = [row for row in rows if row["unknown_cost_calls"]]
+    # The unpriced model's calls are in exactly one group, whose cost is unknown (null), not 0.
+    assert len(unpriced) == 1 and unpriced[0]["cost_usd"] is None and unpriced[0]["unknown_cost_calls"] == 2
+    assert "in-house-model-7" in unpriced[0]["unknown_cost_reason"]
+    assert all(row["cost_usd"] == row["cost_known_usd"] for row in rows if not row["unknown_cost_calls"])
     assert sum(row["calls"] for row in rows) > 10
     keys = {row["key"] for row in rows}
     if by == "user":
-        assert {"alice", "carol", "-"} <= keys
+        assert {"alice", "carol", "dave", "-"} <= keys
+        assert unpriced[0]["key"] == "dave"
     elif by == "model":
-        assert keys == {"claude-sonnet-4-6"}
+        assert keys == {"claude-sonnet-4-6", "in-house-model-7"}
     else:
         assert len(keys) == 1 and next(iter(keys)).count("-") == 2
 

@@ -27,7 +27,7 @@ def test_demo_exits_zero_and_tells_the_story(demo: Demo) -> None:
     assert "TRIPPED user window usd" in out
     assert "stuck in a loop" in out
     assert "What to change:" in out
-    assert "budgets --reset --user carol --yes" in out
+    assert "budgets --reset --user carol --window 1d --yes --store STORE_URL" in " ".join(out.split())
 
 
 def test_runs_json_has_the_demo_runs_and_outcomes(demo: Demo) -> None:
@@ -107,3 +107,20 @@ def test_demo_loop_flushes_every_round_and_stops_cleanly(tmp_path: Path) -> None
     last_round = json.loads(out)["runs"]
     assert [run["outcome"] for run in last_round] == ["completed", "tripped", "tripped"]
     assert last_round[1]["stopped_by"] == {"scope": "run", "limit": "repeats"}
+
+
+def test_demo_prints_each_agent_in_order_and_trips_with_spent_in_flight_and_worst_case(demo: Demo) -> None:
+    lines = demo.result.stdout.splitlines()
+    headers = [i for i, line in enumerate(lines) if line.startswith("▶ ")]
+    assert [lines[i].split()[1] for i in headers] == ["alice", "bob", "carol"]
+    ends = [i for i, line in enumerate(lines) if line.startswith(("✔ run ", "✖ run "))]
+    assert len(ends) == 3
+    for number, (header, end) in enumerate(zip(headers, ends, strict=True)):
+        # Each agent's calls, tools and run end are printed before the next agent's header.
+        following = headers[number + 1] if number + 1 < len(headers) else len(lines)
+        assert header < end < following, (header, end, following)
+        user = lines[header].split()[1]
+        calls = [line for line in lines[header + 1:end] if " chat claude-" in line]
+        assert calls and all(line.split()[0] == user for line in calls), calls
+    trip = " ".join(" ".join(lines[headers[2]:ends[2]]).split())
+    assert "TRIPPED user window usd: spent $0.00037, in flight $0, this call up to $0.016, limit $0.01" in trip

@@ -15,7 +15,7 @@ TRIPS = {
     "repeats": ("run", ["stopped by the repeats limit of the run", "stuck in a loop",
                         "same tool with the same arguments", "what step returns"]),
     "user": ("user", ["stopped by the usd limit of a user window", "daily budget of user 'carol'",
-                      "window resets", "spendfuse budgets --reset --user carol --yes"]),
+                      "window resets", "spendfuse budgets --reset --user carol --window 1d --yes --store STORE_URL"]),
 }
 
 

@@ -160,3 +160,55 @@ def test_spendfuse_auto_without_ledger_when_turned_off(tmp_path: Path) -> None:
     result = run_python("-c", "import spendfuse.auto, spendfuse\nwith spendfuse.run('r'):\n    pass", env=env)
     assert result.returncode == 0, result.stderr
     assert not (home / "data").exists()
+
+
+def test_a_version_1_ledger_gains_the_in_flight_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+    import sqlite3
+
+    from spendfuse.ledger.schema import DDL
+    from spendfuse.ledger.store import connect
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    # The version 1 schema: today's DDL without the lines of the columns added in version 2.
+    v1 = "\n".join(line for line in DDL.splitlines() if "(v2)" not in line)
+    old.executescript(v1)
+    old.execute("INSERT INTO spans (trace_id, span_id, name, kind, start_ns, end_ns, status) "
+                "VALUES ('t', 's', 'chat m', 'call', 1, 2, 'ok')")
+    old.commit()
+    assert "trip_in_flight" not in {row[1] for row in old.execute("PRAGMA table_info(spans)")}
+    old.close()
+    upgraded = connect(path, create=False)
+    try:
+        assert "trip_in_flight" in {row[1] for row in upgraded.execute("PRAGMA table_info(spans)")}
+        assert "in_flight" in {row[1] for row in upgraded.execute("PRAGMA table_info(events)")}
+        assert upgraded.execute("SELECT name, trip_in_flight FROM spans").fetchall() == [("chat m", None)]
+        assert upgraded.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+    finally:
+        upgraded.close()
+
+
+def test_a_recorded_in_flight_amount_is_used_and_shown_apart() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from spendfuse.cli import format as fmt
+    from spendfuse.ledger.rows import BREAKER_IN_FLIGHT, to_rows
+    from spendfuse.telemetry import names
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("spendfuse").start_as_current_span(
+        "chat m", attributes={names.GEN_AI_OPERATION_NAME: names.OPERATION_CHAT, names.RUN_ID: "r"}
+    ) as span:
+        span.add_event(names.EVENT_BREAKER_TRIPPED, {
+            names.BREAKER_SCOPE: "user", names.BREAKER_LIMIT: "usd", names.BREAKER_LIMIT_VALUE: 0.01,
+            names.BREAKER_SPENT: 0.00018, names.BREAKER_REQUESTED: 0.0016, BREAKER_IN_FLIGHT: 0.0081,
+        })
+    converted = to_rows(exporter.get_finished_spans()[0])
+    assert converted is not None
+    row, events = converted
+    assert row.trip_in_flight == 0.0081 and events[0].in_flight == 0.0081
+    assert fmt.recorded_in_flight(row) == 0.0081

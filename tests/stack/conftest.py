@@ -25,6 +25,7 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack_support.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(stack_support.REPO), os.environ.get("PYTHONPATH", "")])}
     for name in [k for k in env if k.startswith(("SPENDFUSE_", "OTEL_"))]:
         del env[name]  # the traffic script configures everything itself
+    env["SPENDFUSE_LEDGER"] = "off"  # instrument() records to the ledger by default: not the user's, here
     with log.open("w") as stderr:
         process = subprocess.Popen(
             [sys.executable, str(stack_support.STACK_TESTS / "traffic.py"), "--port", str(port)],
