@@ -16,4 +16,4 @@ _providers = configure_from_env()
 # No backend configured: record to the local ledger so `spendfuse runs` still has answers.
 _tracer_provider = _providers.tracer_provider or install_default_ledger()
 instrument(tracer_provider=_tracer_provider, meter_provider=_providers.meter_provider)
-flush_at_exit()
+flush_at_exit(_providers)

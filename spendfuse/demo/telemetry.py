@@ -16,7 +16,6 @@ from rich.console import Console
 from spendfuse.demo.progress import ProgressPrinter
 from spendfuse.ledger.exporter import LedgerExporter
 from spendfuse.ledger.paths import LEDGER_ENV, is_disabled, retention_days
-from spendfuse.telemetry.emitter import emitter
 from spendfuse.telemetry.setup import configure_from_env
 
 SERVICE_NAME = "spendfuse-demo"
@@ -35,7 +34,6 @@ class DemoTelemetry:
 
     def flush_ledger(self) -> None:
         """Just the ledger: the summary reads it, and must not wait on a slow or absent collector."""
-        emitter.flush()  # the calls' spans are built on spendfuse's telemetry thread
         self.ledger_processor.force_flush(FLUSH_MILLIS)
 
     def flush(self) -> None:

@@ -8,16 +8,15 @@ URL there covers them all once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from spendfuse.budgets.usage import anthropic_usage
+from spendfuse.instrumentation.provider import Router, Sdk
 from spendfuse.instrumentation.records import RequestInfo, ResponseInfo, get, tool_signature
 from spendfuse.telemetry import names
 
 PROVIDER = names.PROVIDER_ANTHROPIC
-MODULE = "anthropic"
-BASE_CLIENT_MODULE = "anthropic._base_client"
 
 
 def route(url: str) -> str | None:
@@ -123,6 +122,9 @@ class StreamState:
         self._tool_name: str | None = None
         self._tool_args: list[str] = []
 
+    def observer(self) -> Callable[[Any], None]:
+        return self.observe
+
     def observe(self, event: Any) -> None:
         # The hot case, a text delta from the SDK's Stream (~90% of events), read with builtin
         # getattr: get() costs a Python call per field, the larger part of the per-chunk budget.
@@ -200,17 +202,32 @@ class StreamState:
         return self.info
 
 
-def stream_types() -> tuple[type, ...]:
-    import anthropic
+class Anthropic:
+    """The ``Provider`` for the Anthropic SDK; built once the SDK is imported."""
 
-    return (anthropic.Stream, anthropic.AsyncStream)
+    name = PROVIDER
+
+    def __init__(self) -> None:
+        import anthropic
+        from anthropic._response import BaseAPIResponse
+
+        self.route = Router(route)
+        self.stream_types: tuple[type, ...] = (anthropic.Stream, anthropic.AsyncStream)
+        self.raw_response_types: tuple[type, ...] = (BaseAPIResponse,)
+        try:  # releases before 1.0 answer with_raw_response with the legacy class
+            from anthropic._legacy_response import LegacyAPIResponse
+        except ImportError:
+            return
+        self.raw_response_types = (BaseAPIResponse, LegacyAPIResponse)
+
+    def read_request(self, api: str, body: Mapping[str, Any]) -> RequestInfo:
+        return extract_params(**body)
+
+    def read_response(self, api: str, result: Any) -> ResponseInfo:
+        return extract_response(api, result)
+
+    def stream_reader(self, api: str, capture: bool) -> StreamState:
+        return StreamState(api, capture)
 
 
-def raw_response_types() -> tuple[type, ...]:
-    from anthropic._response import BaseAPIResponse
-
-    try:  # releases before 1.0 answer with_raw_response with the legacy class
-        from anthropic._legacy_response import LegacyAPIResponse
-    except ImportError:
-        return (BaseAPIResponse,)
-    return (BaseAPIResponse, LegacyAPIResponse)
+SDK = Sdk(module="anthropic", base_client_module="anthropic._base_client", provider=Anthropic)

@@ -6,6 +6,14 @@ proxy object would be simpler, but ``isinstance(proxy, anthropic.Stream)`` is Fa
 releases whose ``Stream`` metaclass overrides ``__instancecheck__`` (0.x), and the promise is that
 ``isinstance`` always holds.
 
+Why not the SDKs' ``stream_cls`` hook (``request(..., stream_cls=OurStream)`` with a subclass of
+``Stream``)? ``isinstance`` would hold, but ``type(stream)`` would no longer be the SDK's class
+(user code and the SDKs' own helpers compare it), the resource methods pass parameterized aliases
+(``Stream[ChatCompletionChunk]``) that the subclass would have to rebuild per call, and it would
+inherit each release's constructor and ``__stream__`` internals. Swapping the instance's iterator
+needs only the ``_iterator`` attribute, which every supported release has (anthropic >= 0.75,
+openai >= 2.9), and leaves the object the SDK made.
+
 A stream ends by exhaustion, error, ``close()`` (also through ``__exit__`` / ``__aexit__``), or by
 being dropped (an early ``break``): the generator is closed, or a ``weakref.finalize`` on the
 stream fires. Every path calls the same idempotent ``Ending.end``.
@@ -14,47 +22,67 @@ stream fires. Every path calls the same idempotent ``Ending.end``.
 from __future__ import annotations
 
 import asyncio
+import json
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from spendfuse._log import log_internal_error
+from spendfuse.instrumentation.provider import StreamReader
+from spendfuse.instrumentation.records import ResponseInfo
 
-if TYPE_CHECKING:
-    from spendfuse.instrumentation.call import ModelCall
+
+class StreamCall(Protocol):
+    """The part of a call a stream ends (``call.ModelCall`` implements it)."""
+
+    def first_chunk(self) -> None: ...
+
+    def finish(
+        self,
+        info: ResponseInfo | None,
+        *,
+        complete: bool = True,
+        error: BaseException | None = None,
+        reason: str = "complete",
+    ) -> None: ...
+
+
+class RawCall(StreamCall, Protocol):
+    """A call answered by a raw response whose body is read later."""
+
+    stream: bool
+
+    def on_result(self, result: Any) -> Any: ...
+
+    def read_body(self, body: Any) -> ResponseInfo: ...
 
 
 class Ending:
     """The observed state of one stream and its single settlement."""
 
-    __slots__ = ("__weakref__", "_call", "_ended", "_seen", "_state")
+    __slots__ = ("__weakref__", "_call", "_ended", "_reader", "_seen")
 
-    def __init__(self, call: ModelCall) -> None:
+    def __init__(self, call: StreamCall, reader: StreamReader) -> None:
         self._call = call
-        self._state = call.provider.stream_state(call.api, call.runtime.settings.capture_content)
+        self._reader = reader
         self._seen = False
         self._ended = False
 
-    def observe(self, item: Any) -> None:
-        try:
-            if not self._seen:
-                self._seen = True
-                self._call.first_chunk()
-            self._state.observe(item)
-        except Exception:
-            log_internal_error("reading a stream event")
+    def observer(self) -> Callable[[Any], None]:
+        """The reader's per-item handler, bound once per stream."""
+        return self._reader.observer()
 
-    def state_observer(self) -> Callable[[Any], None]:
-        # A state may hand out its per-API handler directly, skipping its own dispatch per item.
-        observer = getattr(self._state, "observer", None)
-        return observer() if observer is not None else self._state.observe  # type: ignore[no-any-return]
+    def first_chunk(self) -> None:
+        if not self._seen:
+            self._seen = True
+            self._call.first_chunk()
 
     def end(self, reason: str, error: BaseException | None = None) -> None:
         if self._ended:
             return
         self._ended = True
         try:
-            info = self._state.result()
+            info: ResponseInfo | None = self._reader.result()
         except Exception:
             log_internal_error("reading a stream's result")
             info = None
@@ -64,13 +92,16 @@ class Ending:
 def _watch(source: Iterator[Any], ending: Ending) -> Iterator[Any]:
     try:
         source = iter(source)
+        observe = ending.observer()
         for item in source:
-            ending.observe(item)  # the first item also stamps the time to first chunk
+            ending.first_chunk()
+            try:
+                observe(item)
+            except Exception:
+                log_internal_error("reading a stream event")
             yield item
             break
-        # Then the state's own method, bound once: one Python call per item fewer.
-        observe = ending.state_observer()
-        for item in source:
+        for item in source:  # the rest, without the first-chunk check
             try:
                 observe(item)
             except Exception:
@@ -87,8 +118,13 @@ def _watch(source: Iterator[Any], ending: Ending) -> Iterator[Any]:
 
 async def _awatch(source: AsyncIterator[Any], ending: Ending) -> AsyncIterator[Any]:
     try:
+        observe = ending.observer()
         async for item in source:
-            ending.observe(item)
+            ending.first_chunk()
+            try:
+                observe(item)
+            except Exception:
+                log_internal_error("reading a stream event")
             yield item
     except GeneratorExit:
         ending.end("abandoned")
@@ -127,9 +163,9 @@ def _aclosing(owner: Any, ending: Ending) -> Callable[[], Any]:
     return closed
 
 
-def watch_stream(stream: Any, call: ModelCall) -> Any:
+def watch_stream(stream: Any, call: StreamCall, reader: StreamReader) -> Any:
     """Instrument ``stream`` in place and return it; on failure, settle now and return it as is."""
-    ending = Ending(call)
+    ending = Ending(call, reader)
     try:
         source = stream._iterator  # the SDK's generator (a cached property on newer releases)
         if hasattr(source, "__anext__"):
@@ -150,13 +186,13 @@ class _RawWatch:
 
     __slots__ = ("__weakref__", "call", "parsed")
 
-    def __init__(self, call: ModelCall) -> None:
+    def __init__(self, call: RawCall) -> None:
         self.call = call
         self.parsed: Any = None
 
     def adopt(self, parsed: Any) -> Any:
         if self.parsed is None:
-            self.parsed = self.call.on_parsed(parsed)
+            self.parsed = self.call.on_result(parsed)  # a stream to watch, or a final object
         return self.parsed
 
     def unparsed_end(self, response: Any = None) -> None:
@@ -166,9 +202,7 @@ class _RawWatch:
         try:
             content = getattr(getattr(response, "http_response", None), "_content", None)
             if content is not None and not call.stream:
-                import json
-
-                call.finish(call.provider.extract_response(call.api, json.loads(content)))
+                call.finish(call.read_body(json.loads(content)))
                 return
         except Exception:
             log_internal_error("reading a raw response body")
@@ -177,7 +211,7 @@ class _RawWatch:
         call.finish(None, complete=False, reason="unreadable")
 
 
-def watch_raw_response(response: Any, call: ModelCall) -> Any:
+def watch_raw_response(response: Any, call: RawCall) -> Any:
     """Instrument a ``with_streaming_response`` / streamed raw response in place."""
     watch = _RawWatch(call)
     try:
