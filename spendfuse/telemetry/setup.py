@@ -31,7 +31,7 @@ from spendfuse import runtime
 log = logging.getLogger("spendfuse")
 
 EXPORT_TIMEOUT_SECONDS = 3.0  # per export attempt, unless the OTEL_* timeout variables say otherwise
-EXIT_SECONDS = 5.0  # the longest the exit hook waits for the providers to flush and shut down
+EXIT_SECONDS = 4.0  # the longest the exit hook waits for the providers to flush and shut down
 TIMEOUT_VARS = ("OTEL_EXPORTER_OTLP_TIMEOUT",)
 
 ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT",)
