@@ -12,26 +12,31 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+_SENT_TYPES = (str, int, float, bool, list, dict, type(None))
 
-def _omitted(value: Any) -> bool:
-    # The SDKs' ``Omit`` sentinel, by name: each SDK (and release) has its own class.
-    return type(value).__name__ == "Omit"
+
+def _sent(value: Any) -> bool:
+    # Drops the SDKs' ``Omit`` sentinel (newer releases leave one per unset parameter in
+    # json_data until the request is built), matched by name: each SDK and release has its own
+    # class. The plain JSON types are checked first: they are nearly every value.
+    return type(value) in _SENT_TYPES or type(value).__name__ != "Omit"
 
 
 def sent_body(options: Any) -> Mapping[str, Any] | None:
     """The JSON body the SDK will send, or None when it is not a JSON object."""
     body = options.json_data
     extra = getattr(options, "extra_json", None)
-    if extra is None:
-        return body if isinstance(body, Mapping) else None
-    if not isinstance(extra, Mapping):
-        return None
-    if body is None:
-        body = {}
+    if extra is not None:
+        if not isinstance(extra, Mapping):
+            return None
+        if body is None:
+            body = {}
+        elif not isinstance(body, Mapping):
+            return None
+        body = {**body, **extra}
     elif not isinstance(body, Mapping):
         return None
-    merged = {**body, **extra}
-    return {key: value for key, value in merged.items() if not _omitted(value)}
+    return {key: value for key, value in body.items() if _sent(value)}
 
 
 def write_max_tokens(options: Any, key: str, value: int) -> None:
