@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from spendfuse.budgets.estimate import PrefixMemo, estimate_input_tokens
 from spendfuse.budgets.usage import TokenUsage
@@ -20,9 +20,8 @@ if TYPE_CHECKING:
     from spendfuse.budgets.pricing import PriceBook
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What the provider's answer told us, as far as it was read."""
+class Answer(NamedTuple):
+    """What the provider's answer told us, as far as it was read (a tuple: made once per call)."""
 
     answered: bool  # a response (or part of a stream) was read; False: an error or unreadable body
     usage: TokenUsage | None  # as reported by the provider

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from spendfuse.budgets.usage import anthropic_usage
-from spendfuse.instrumentation.provider import Router, Sdk
+from spendfuse.instrumentation.provider import NoOmit, Router, Sdk
 from spendfuse.instrumentation.records import RequestInfo, ResponseInfo, get, tool_signature
 from spendfuse.telemetry import names
 
@@ -212,6 +212,7 @@ class Anthropic:
         from anthropic._response import BaseAPIResponse
 
         self.route = Router(route)
+        self.omit_type: type = getattr(anthropic, "Omit", NoOmit)
         self.stream_types: tuple[type, ...] = (anthropic.Stream, anthropic.AsyncStream)
         self.raw_response_types: tuple[type, ...] = (BaseAPIResponse,)
         try:  # releases before 1.0 answer with_raw_response with the legacy class

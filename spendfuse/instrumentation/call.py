@@ -19,7 +19,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
 from spendfuse._log import log_internal_error
 from spendfuse.budgets.breaker import Admission, CallRequest
@@ -93,7 +93,7 @@ def begin(runtime: Runtime, provider: Provider, instance: Any, args: tuple[Any, 
         api = provider.route(options.url)
         if api is None:
             return None
-        body = sent_body(options)
+        body = sent_body(options, provider.omit_type)
         if body is None:
             return None
         request = provider.read_request(api, body)
@@ -210,6 +210,8 @@ class ModelCall:
 
     def enter(self) -> object:
         """Make the call span current while the SDK sends the request; the token for ``leave``."""
+        if self.span is INVALID_SPAN:  # a no-op tracer: nothing could be a child of it
+            return None
         try:
             return otel_context.attach(trace.set_span_in_context(self.span))
         except Exception:
@@ -304,13 +306,10 @@ class ModelCall:
         runtime, the_run = self.runtime, self.run
         settlement: Settlement | None = None
         try:
-            answer = Answer(
-                answered=info is not None,
-                usage=info.usage if info is not None else None,
-                output_seen=estimate_output_tokens(info) if info is not None else 0,
-                complete=complete,
-                reason=reason,
-            )
+            if info is None:
+                answer = Answer(False, None, 0, complete, reason)
+            else:
+                answer = Answer(True, info.usage, estimate_output_tokens(info), complete, reason)
             memo = the_run.memo if the_run is not None else None
             settlement = settle(runtime.breaker, runtime.prices, self.call_request, self.admission, answer, memo)
             if info is not None and the_run is not None:

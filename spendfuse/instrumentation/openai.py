@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from spendfuse.budgets.usage import openai_chat_usage, openai_responses_usage
-from spendfuse.instrumentation.provider import Router, Sdk
+from spendfuse.instrumentation.provider import NoOmit, Router, Sdk
 from spendfuse.instrumentation.records import RequestInfo, ResponseInfo, get, items, tool_signature
 from spendfuse.telemetry import names
 
@@ -283,6 +283,7 @@ class OpenAI:
         from openai._response import BaseAPIResponse
 
         self.route = Router(route)
+        self.omit_type: type = getattr(openai, "Omit", NoOmit)
         self.stream_types: tuple[type, ...] = (openai.Stream, openai.AsyncStream)
         self.raw_response_types: tuple[type, ...] = (BaseAPIResponse, LegacyAPIResponse)
 

@@ -29,6 +29,7 @@ class Provider(Protocol):
     name: str
     stream_types: tuple[type, ...]
     raw_response_types: tuple[type, ...]
+    omit_type: type  # the SDK's ``Omit`` sentinel, dropped from the body as the SDK does
 
     def route(self, url: str) -> str | None:
         """The API a request URL belongs to, or None for requests that are not model calls."""
@@ -41,6 +42,10 @@ class Provider(Protocol):
         ...
 
     def stream_reader(self, api: str, capture: bool) -> StreamReader: ...
+
+
+class NoOmit:
+    """Stands for the ``Omit`` class of an SDK release that has none: no value is of this type."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,18 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-_SENT_TYPES = (str, int, float, bool, list, dict, type(None))
 
+def sent_body(options: Any, omit: type) -> Mapping[str, Any] | None:
+    """The JSON body the SDK will send, or None when it is not a JSON object.
 
-def _sent(value: Any) -> bool:
-    # Drops the SDKs' ``Omit`` sentinel (newer releases leave one per unset parameter in
-    # json_data until the request is built), matched by name: each SDK and release has its own
-    # class. The plain JSON types are checked first: they are nearly every value.
-    return type(value) in _SENT_TYPES or type(value).__name__ != "Omit"
-
-
-def sent_body(options: Any) -> Mapping[str, Any] | None:
-    """The JSON body the SDK will send, or None when it is not a JSON object."""
+    ``omit`` is the SDK's ``Omit`` sentinel class: newer releases leave one in ``json_data`` for
+    every unset parameter until the request is built, and the SDK drops them then.
+    """
     body = options.json_data
     extra = getattr(options, "extra_json", None)
     if extra is not None:
@@ -36,7 +31,7 @@ def sent_body(options: Any) -> Mapping[str, Any] | None:
         body = {**body, **extra}
     elif not isinstance(body, Mapping):
         return None
-    return {key: value for key, value in body.items() if _sent(value)}
+    return {key: value for key, value in body.items() if type(value) is not omit}
 
 
 def write_max_tokens(options: Any, key: str, value: int) -> None:
