@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import anthropic
-import httpx2
 import openai
 import pytest
 from opentelemetry import trace
@@ -26,6 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 import spendfuse
 from spendfuse.testing import FakeProvider, FakeUsage
+from spendfuse.testing.clients import uses_httpx2
 
 USAGE = FakeUsage(input_tokens=1000, output_tokens=200)
 SONNET, GPT = "claude-sonnet-4-5", "gpt-4o"
@@ -242,6 +242,13 @@ def test_processors_see_the_call_span_start_before_the_request_reaches_the_provi
     assert fake.request_count == 2
 
 
+def _http_client(sdk: Any, fake: FakeProvider, hooks: dict[str, list[Any]], *, asynchronous: bool = False) -> Any:
+    """The SDK's own HTTP client class (httpx2 on current releases, httpx before) with event hooks."""
+    client_class = sdk.DefaultAsyncHttpxClient if asynchronous else sdk.DefaultHttpxClient
+    transport = fake.transport() if uses_httpx2(sdk.__name__) else fake.httpx_transport()
+    return client_class(transport=transport, event_hooks=hooks)
+
+
 @pytest.fixture
 def hook_tracer(telemetry: Any) -> trace.Tracer:
     return telemetry.tracer_provider.get_tracer("app.http")
@@ -253,11 +260,11 @@ def test_a_span_made_in_an_httpx_event_hook_is_a_child_of_the_call_span(
     instrument()
     fake = FakeProvider(usage=USAGE)
 
-    def on_request(request: httpx2.Request) -> None:
+    def on_request(request: Any) -> None:
         with hook_tracer.start_as_current_span("hook " + request.url.path):
             pass
 
-    http_client = httpx2.Client(transport=fake.transport(), event_hooks={"request": [on_request]})
+    http_client = _http_client(anthropic, fake, {"request": [on_request]})
     client = fake.anthropic_client(http_client=http_client)
     with spendfuse.run("hooked"):
         client.messages.create(model=SONNET, max_tokens=64, messages=MESSAGES)
@@ -275,12 +282,12 @@ def test_a_span_made_in_an_async_event_hook_is_a_child_of_the_call_span(
     instrument()
     fake = FakeProvider(usage=USAGE)
 
-    async def on_request(request: httpx2.Request) -> None:
+    async def on_request(request: Any) -> None:
         with hook_tracer.start_as_current_span("hook " + request.url.path):
             await asyncio.sleep(0)
 
     async def go() -> None:
-        http_client = httpx2.AsyncClient(transport=fake.async_transport(), event_hooks={"request": [on_request]})
+        http_client = _http_client(openai, fake, {"request": [on_request]}, asynchronous=True)
         client = fake.async_openai_client(http_client=http_client)
         await client.chat.completions.create(model=GPT, messages=MESSAGES, max_tokens=64)
         await client.close()
@@ -326,10 +333,10 @@ def test_log_records_emitted_during_the_call_carry_the_call_span(
     instrument()
     fake = FakeProvider(usage=USAGE)
 
-    def on_response(response: httpx2.Response) -> None:
+    def on_response(response: Any) -> None:
         logging.getLogger("app").info("answered %s", response.status_code)
 
-    http_client = httpx2.Client(transport=fake.transport(), event_hooks={"response": [on_response]})
+    http_client = _http_client(anthropic, fake, {"response": [on_response]})
     client = fake.anthropic_client(http_client=http_client)
     client.messages.create(model=SONNET, max_tokens=64, messages=MESSAGES)
     logging.getLogger("app").info("after the call")

@@ -6,14 +6,15 @@ OpenAI reports reasoning tokens as a part of the output tokens (``completion_tok
 
 from __future__ import annotations
 
+import importlib
 import json
 from typing import Any
 
-import httpx2
 import openai
 import pytest
 
 import spendfuse
+from spendfuse.testing.clients import uses_httpx2
 
 GPT = "o4-mini"  # $1.10 / $4.40 per MTok (genai-prices snapshot)
 COST = int(1000 * 1.1 + 300 * 4.4)  # micro-dollars: reasoning is inside the 300 output tokens
@@ -58,13 +59,15 @@ def _responses_body() -> dict[str, Any]:
 
 
 def _client() -> openai.OpenAI:
-    def answer(request: httpx2.Request) -> httpx2.Response:
+    http = importlib.import_module("httpx2" if uses_httpx2("openai") else "httpx")  # the SDK release's own
+
+    def answer(request: Any) -> Any:
         body = _chat_body() if request.url.path.endswith("/chat/completions") else _responses_body()
-        return httpx2.Response(200, content=json.dumps(body), headers={"content-type": "application/json"})
+        return http.Response(200, content=json.dumps(body), headers={"content-type": "application/json"})
 
     return openai.OpenAI(
         api_key="test-key", base_url="http://openai.fake.invalid/v1", max_retries=0,
-        http_client=httpx2.Client(transport=httpx2.MockTransport(answer)),
+        http_client=openai.DefaultHttpxClient(transport=http.MockTransport(answer)),
     )  # fmt: skip
 
 
