@@ -433,3 +433,37 @@ def test_isinstance_of_the_sdk_stream_types_holds(instrument: Any) -> None:
     assert type(a_stream) is anthropic.Stream and type(o_stream) is openai.Stream
     a_stream.close()
     o_stream.close()
+
+
+OPEN_AT_EXIT = """
+import spendfuse
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+class Print(SpanExporter):
+    def export(self, spans):
+        for span in spans:
+            attributes = span.attributes
+            print(span.name, attributes.get("spendfuse.stream.end"), attributes.get("spendfuse.usage.estimated"))
+        return SpanExportResult.SUCCESS
+
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(Print()))
+spendfuse.instrument(tracer_provider=provider, warn_at=None)
+from spendfuse.testing import FakeProvider
+fake = FakeProvider()
+stream = fake.anthropic_client().messages.create(
+    model="claude-sonnet-4-5", max_tokens=32, messages=[{"role": "user", "content": "hi"}], stream=True
+)
+next(iter(stream))  # read in part and still referenced when the interpreter exits
+print("last line", flush=True)
+"""
+
+
+def test_a_stream_still_open_at_exit_is_settled_and_its_span_ended_before_the_providers_shut_down() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", OPEN_AT_EXIT], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["last line", f"chat {SONNET} abandoned True"]
