@@ -177,26 +177,25 @@ class StreamState:
             self._observe_event(item)
 
     def _observe_chunk(self, chunk: Any) -> None:
-        # The hot case, a text-only delta chunk from the SDK's Stream, read with builtin getattr:
-        # get() and items() cost a Python call per field, the larger part of the per-chunk budget.
-        if type(chunk) is not dict and getattr(chunk, "usage", None) is None:
-            choices = getattr(chunk, "choices", None)
-            if type(choices) is list and len(choices) == 1 and self.info.response_id is not None:
-                choice = choices[0]
-                delta = getattr(choice, "delta", None)
-                text = getattr(delta, "content", None) if type(delta) is not dict else None
-                if (
-                    text
-                    and type(text) is str
-                    and getattr(delta, "tool_calls", None) is None
-                    and getattr(choice, "finish_reason", None) is None
-                ):  # ResponseInfo.add_text, inlined
-                    info = self.info
-                    info.output_chunks += 1
-                    info.output_chars += len(text)
-                    if info.output_text is not None:
-                        info.output_text.append(text)
-                    return
+        # The hot case, a text-only delta chunk from the SDK's Stream, read with plain attribute
+        # access (no builtin or helper call per field: those are most of the per-chunk budget).
+        # Anything else (a dict chunk, tool calls, the final or usage chunk) falls through.
+        try:
+            if chunk.usage is None and self.info.response_id is not None:
+                choices = chunk.choices
+                if type(choices) is list and len(choices) == 1:
+                    choice = choices[0]
+                    delta = choice.delta
+                    text = delta.content
+                    if type(text) is str and text and delta.tool_calls is None and choice.finish_reason is None:
+                        info = self.info  # ResponseInfo.add_text, inlined
+                        info.output_chunks += 1
+                        info.output_chars += len(text)
+                        if info.output_text is not None:
+                            info.output_text.append(text)
+                        return
+        except AttributeError:
+            pass
         self._observe_any_chunk(chunk)
 
     def _observe_any_chunk(self, chunk: Any) -> None:
