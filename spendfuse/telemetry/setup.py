@@ -124,9 +124,7 @@ def configure_from_env(environ: Mapping[str, str] | None = None) -> Providers:
     return providers
 
 
-def _stop(providers: Providers, deadline: float) -> None:
-    # Flush everything first (ours and the application's providers), then shut down ours.
-    runtime.flush(max(1, int((deadline - time.monotonic()) * 1000)))
+def _shut_down_ours(providers: Providers, deadline: float) -> None:
     try:
         if providers.created_tracer:
             providers.tracer_provider.shutdown()
@@ -136,13 +134,23 @@ def _stop(providers: Providers, deadline: float) -> None:
         log.debug("spendfuse: shutting down the telemetry providers failed", exc_info=True)
 
 
+def _stop(providers: Providers, deadline: float) -> None:
+    # Flush everything first (ours and the application's providers), then shut down ours.
+    runtime.flush(max(1, int((deadline - time.monotonic()) * 1000)))
+    _shut_down_ours(providers, deadline)
+
+
 def shutdown_at_exit(providers: Providers, seconds: float = EXIT_SECONDS) -> None:
     """Flush the providers and shut down the ones we created; give up after ``seconds``."""
     deadline = time.monotonic() + seconds
     thread = threading.Thread(target=_stop, args=(providers, deadline), name="spendfuse-exit", daemon=True)
     try:
         thread.start()
-    except RuntimeError:  # threads can no longer be started: nothing bounded is possible
+    except RuntimeError:
+        # Some Pythons (3.12.1) refuse new threads in exit hooks. Shut ours down here: each
+        # exports what it holds once, bounded by the exporters' timeouts; the application's own
+        # providers shut themselves down.
+        _shut_down_ours(providers, deadline)
         return
     thread.join(seconds)
     if thread.is_alive():
