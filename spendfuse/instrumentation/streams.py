@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import json
+import os
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -112,6 +113,16 @@ def _end_open_streams() -> None:
     for ending in list(_open):
         ending.end("abandoned")
 
+
+def _forget_parent_streams() -> None:
+    # A forked child holds copies of its parent's open streams: the parent settles them, once.
+    for ending in _open:
+        ending._ended = True
+    _open.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parent_streams)
 
 # threading's exit hooks run before atexit handlers, where telemetry providers flush and shut
 # down: the spans of these last settlements must reach them.
