@@ -576,7 +576,8 @@ def _time_streams(events: list[Any], stub_call: tuple[Any, str] | None, repeat: 
                 pass
         else:
             stub: Any = _StubCall(*stub_call)  # duck-typed: the part of a ModelCall it reads
-            for _event in watch_stream(_Recorded(events), stub):
+            module, api = stub_call
+            for _event in watch_stream(_Recorded(events), stub, module.StreamState(api, False)):
                 pass
     return (time.thread_time_ns() - start) / repeat
 

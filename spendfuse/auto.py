@@ -19,4 +19,4 @@ try:
 except ConfigError as error:
     # The user's setting is at fault, not our internals: the traceback stops here, message first.
     raise error.with_traceback(None) from None
-flush_at_exit()
+flush_at_exit(_providers)

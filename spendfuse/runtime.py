@@ -7,7 +7,8 @@ half-applied configuration.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,15 +17,16 @@ from opentelemetry.trace import Tracer
 
 from spendfuse._log import log
 from spendfuse.budgets import critical
-from spendfuse.telemetry.emitter import Task, emitter, run_inline
 
 if TYPE_CHECKING:
     from spendfuse.budgets.breaker import Breaker
     from spendfuse.budgets.pricing import PriceBook
     from spendfuse.config.settings import Settings
+    from spendfuse.telemetry.calls import CallTelemetry
     from spendfuse.telemetry.instruments import Instruments
 
 TRACER_NAME = "spendfuse"
+FLUSH_MILLIS = 5000  # spendfuse.flush() default: the whole flush, both providers together
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +36,7 @@ class Runtime:
     instruments: Instruments
     breaker: Breaker
     prices: PriceBook
-    emit: Callable[[Task], None]  # the emitter's submit, or run_inline with background_telemetry off
+    calls: CallTelemetry
     tracer_provider: Any = None  # as given to instrument(); None means the global one
     meter_provider: Any = None
 
@@ -53,27 +55,45 @@ def activate(runtime: Runtime | None) -> Runtime | None:
     return previous
 
 
-def emit(task: Task) -> None:
-    """Queue a telemetry task behind the calls' spans (run now when nothing is instrumented)."""
-    active = _active
-    (active.emit if active is not None else run_inline)(task)
-
-
-def flush(timeout_millis: int = 5000) -> None:
-    """Emit spendfuse's pending spans and measurements, then flush the OpenTelemetry providers."""
-    critical.drain()  # settlements deferred out of a critical section (a stream ended inside a GC)
-    emitter.flush(timeout_millis / 1000)
+def providers() -> tuple[Any, Any]:
+    """The tracer and meter providers spendfuse emits to (the global ones unless given)."""
     active = _active
     tracer_provider = active.tracer_provider if active is not None else None
     meter_provider = active.meter_provider if active is not None else None
-    for provider in (tracer_provider or trace.get_tracer_provider(), meter_provider or metrics.get_meter_provider()):
-        force_flush = getattr(provider, "force_flush", None)
-        if force_flush is None:
-            continue
-        try:
-            force_flush(timeout_millis)
-        except Exception:
-            log.debug("spendfuse: flushing %r failed", provider, exc_info=True)
+    return tracer_provider or trace.get_tracer_provider(), meter_provider or metrics.get_meter_provider()
+
+
+def flush(timeout_millis: int = FLUSH_MILLIS) -> bool:
+    """Force-flush the tracer and meter providers; returns within ``timeout_millis`` whatever they do.
+
+    Spans and measurements are handed to the providers as calls end, so this only pushes out what
+    their processors and readers still hold (a batch processor's queue, a periodic reader's
+    points). The flushes run on a helper thread: an exporter stuck on the network cannot hold the
+    caller past the deadline. True when both finished in time.
+    """
+    critical.drain()  # settlements deferred out of a critical section (a stream ended inside a GC)
+    done = threading.Event()
+
+    def run() -> None:
+        deadline = time.monotonic() + timeout_millis / 1000
+        for provider in providers():
+            force_flush = getattr(provider, "force_flush", None)
+            if force_flush is None:
+                continue
+            remaining = max(1, int((deadline - time.monotonic()) * 1000))
+            try:
+                force_flush(remaining)
+            except Exception:
+                log.debug("spendfuse: flushing %r failed", provider, exc_info=True)
+        done.set()
+
+    try:
+        thread = threading.Thread(target=run, name="spendfuse-flush", daemon=True)
+        thread.start()
+    except RuntimeError:  # at interpreter shutdown or out of threads: flush here, unbounded
+        run()
+        return True
+    return done.wait(timeout_millis / 1000)
 
 
 def tracer() -> Tracer:

@@ -15,7 +15,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import spendfuse
-from spendfuse.telemetry.emitter import emitter
 
 
 @dataclass
@@ -26,7 +25,6 @@ class Telemetry:
     meter_provider: MeterProvider
 
     def spans(self, prefix: str = "") -> list[ReadableSpan]:
-        emitter.flush()  # call spans are built on spendfuse's telemetry thread
         return [s for s in self.exporter.get_finished_spans() if s.name.startswith(prefix)]
 
     def span(self, prefix: str) -> ReadableSpan:
@@ -35,11 +33,9 @@ class Telemetry:
         return found[0]
 
     def clear_spans(self) -> None:
-        emitter.flush()
         self.exporter.clear()
 
     def metrics_data(self) -> Any:
-        emitter.flush()
         return self.reader.get_metrics_data()
 
     def metric_points(self, name: str) -> list[Any]:

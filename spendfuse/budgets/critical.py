@@ -16,6 +16,7 @@ settlement on any thread, by a flush, when the breaker closes, and at interprete
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import threading
 from collections import deque
@@ -36,6 +37,26 @@ PENDING: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
 def inside() -> bool:
     """True while this thread is inside one of spendfuse's critical sections."""
     return getattr(_state, "depth", 0) > 0
+
+
+# True while the cycle collector runs. It runs on whatever thread allocates at that moment, inside
+# any lock that thread holds -- ours, the OpenTelemetry SDK's, logging's -- and the callbacks of the
+# objects it frees (a dropped stream's weak reference, its generator's GeneratorExit) run there too.
+_collecting = False
+
+
+def _on_collection(phase: str, _info: dict[str, int]) -> None:
+    global _collecting
+    _collecting = phase == "start"
+
+
+gc.callbacks.append(_on_collection)
+
+
+def must_defer() -> bool:
+    """Whether work that takes locks (settling a call, ending its span) must wait for ``drain``:
+    inside one of our sections, or inside a garbage collection that may have interrupted anyone's."""
+    return _collecting or inside()
 
 
 def _enter() -> None:

@@ -53,7 +53,6 @@ class Settings:
     capture_content: bool = False
     metric_user_attribute: bool = True
     suppress_sdk_spans: bool = True
-    background_telemetry: bool = True
     grafana_url: str | None = None
     ledger: str | None = None
     disable_frameworks: frozenset[str] = frozenset()  # spendfuse.frameworks adapters turned off
@@ -119,7 +118,7 @@ def _coerce(key: str, name: str, value: Any) -> Any:
         if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "none", "")):
             return None
         return _number(key, value, low=0.0, high=1.0)
-    if name in ("clamp", "capture_content", "metric_user_attribute", "suppress_sdk_spans", "background_telemetry"):
+    if name in ("clamp", "capture_content", "metric_user_attribute", "suppress_sdk_spans"):
         return _bool(key, value)
     if name == "clamp_floor":
         return int(_number(key, value, low=1, integral=True))

@@ -34,10 +34,7 @@ class DemoTelemetry:
     keep: bool = True  # a temporary ledger is removed at exit unless kept (`spendfuse demo --keep-ledger`)
 
     def flush_ledger(self) -> None:
-        """Just the ledger: the summary reads it, and must not wait on a slow or absent collector.
-
-        Every agent's spans were already handed over (``spendfuse.flush()`` after each agent).
-        """
+        """Just the ledger: the summary reads it, and must not wait on a slow or absent collector."""
         self.ledger_processor.force_flush(FLUSH_MILLIS)
 
     def flush(self) -> None:

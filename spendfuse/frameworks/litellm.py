@@ -34,19 +34,17 @@ _warned: set[str] = set()
 DELIBERATE = (BudgetExceeded, UnpricedModelError, BudgetStoreUnavailable)
 
 
-def _provider() -> Any:
-    from spendfuse.instrumentation import anthropic as spec
-    from spendfuse.instrumentation.call import Provider
+_PROVIDER: Any = None
 
-    return Provider(
-        name=spec.PROVIDER,
-        route=spec.route,
-        extract_request=spec.extract_request,
-        extract_response=spec.extract_response,
-        stream_state=spec.StreamState,
-        stream_types=(),
-        raw_response_types=(),
-    )
+
+def _provider() -> Any:
+    # The Messages API read without the anthropic SDK, which LiteLLM's own path does not use.
+    global _PROVIDER
+    if _PROVIDER is None:
+        from spendfuse.instrumentation.anthropic import Anthropic
+
+        _PROVIDER = Anthropic(sdk=False)
+    return _PROVIDER
 
 
 def _in_sdk_call() -> bool:
@@ -175,7 +173,7 @@ def _watch_response(call: Any, response: Any) -> Any:
     """Settle when LiteLLM has read the stream (all decoded bytes pass through ``iter_bytes``)."""
     from spendfuse.instrumentation.streams import Ending
 
-    ending = Ending(call)
+    ending = Ending(call, call.provider.stream_reader(call.api, call.runtime.settings.capture_content))
     sse = _SSE(ending)
     iter_bytes, aiter_bytes = response.iter_bytes, response.aiter_bytes
     close, aclose = response.close, response.aclose
@@ -227,7 +225,7 @@ def _settle(call: Any, response: Any, stream: bool) -> Any:
     try:
         if stream:
             return _watch_response(call, response)
-        call.finish(call.provider.extract_response(call.api, response.json()))
+        call.finish(call.read_body(response.json()))
     except Exception:
         log.debug("spendfuse: could not read a LiteLLM response", exc_info=True)
         call.finish(None, complete=False, reason="unreadable")
@@ -238,11 +236,14 @@ def _post(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, 
     call = _begin(args, kwargs)
     if call is None:
         return wrapped(*args, **kwargs)
+    token = call.enter()  # the call span is current while LiteLLM sends, as for an SDK call
     try:
         response = wrapped(*args, **kwargs)
     except BaseException as error:
+        call.leave(token)
         call.on_error(error)
         raise
+    call.leave(token)
     return _settle(call, response, bool(kwargs.get("stream")))
 
 
@@ -251,11 +252,14 @@ def _apost(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str,
         call = _begin(args, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
+        token = call.enter()
         try:
             response = await wrapped(*args, **kwargs)
         except BaseException as error:
+            call.leave(token)
             call.on_error(error)
             raise
+        call.leave(token)
         return _settle(call, response, bool(kwargs.get("stream")))
 
     return post()

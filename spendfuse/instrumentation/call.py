@@ -1,9 +1,12 @@
-"""One model call, from admission to settlement: the logic both sync and async shells share.
+"""One model call, walked once, forward: read the request, admit, dispatch, settle, emit.
 
-``begin`` reads the request, starts the ``chat {model}`` span and asks the breaker to admit the
-call; ``ModelCall.on_result`` settles a JSON response at once or hands back a stream proxy that
-settles when the stream ends; ``ModelCall.on_error`` settles a failed call. Everything here catches
-its own errors: only the breaker's deliberate errors ever reach the caller.
+``begin`` reads the request as the SDK will send it (``request``), starts the ``chat {model}``
+span and asks the breaker to admit the call; the shells in ``wrappers`` make the span current
+while the SDK sends it; ``ModelCall.on_result`` settles a JSON response at once or watches a
+stream (``streams``) that settles when it ends; ``ModelCall.on_error`` settles a failed call.
+Money is decided in ``budgets.settlement``; spans and metrics are written by
+``telemetry.calls``. Everything here catches its own errors: only the breaker's deliberate errors
+ever reach the caller.
 """
 
 from __future__ import annotations
@@ -11,40 +14,27 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
 from spendfuse._log import log_internal_error
 from spendfuse.budgets.breaker import Admission, CallRequest
-from spendfuse.budgets.estimate import estimate_input_tokens
-from spendfuse.budgets.usage import TokenUsage
+from spendfuse.budgets.settlement import Answer, Settlement, settle
 from spendfuse.errors import BudgetExceeded, BudgetStoreUnavailable, UnpricedModelError
+from spendfuse.instrumentation.provider import Provider
 from spendfuse.instrumentation.records import RequestInfo, ResponseInfo, get
+from spendfuse.instrumentation.request import sent_body, write_max_tokens
 from spendfuse.instrumentation.streams import watch_raw_response, watch_stream
 from spendfuse.runs.run import Run, current_run
 from spendfuse.runtime import Runtime
 from spendfuse.telemetry import names
-from spendfuse.telemetry.callspan import CallSpan
-from spendfuse.telemetry.instruments import CallMeasurements
+from spendfuse.telemetry.calls import CONTENT_LIMIT
 
 DELIBERATE = (BudgetExceeded, UnpricedModelError, BudgetStoreUnavailable)
-CONTENT_LIMIT = 16_384  # characters of captured message content per attribute
-
-
-@dataclass(frozen=True, slots=True)
-class Provider:
-    """A provider module's functions, resolved once at instrument time."""
-
-    name: str
-    route: Callable[[str], str | None]
-    extract_request: Callable[[str, Mapping[str, Any]], RequestInfo]
-    extract_response: Callable[[str, Any], ResponseInfo]
-    stream_state: Callable[[str, bool], Any]
-    stream_types: tuple[type, ...]
-    raw_response_types: tuple[type, ...]
 
 
 def estimate_output_tokens(info: ResponseInfo) -> int:
@@ -54,6 +44,7 @@ def estimate_output_tokens(info: ResponseInfo) -> int:
 
 
 _servers: dict[int, tuple[Any, str | None, int | None]] = {}  # id(base_url) -> (base_url, host, port)
+_NO_SERVER: tuple[str | None, int | None] = (None, None)
 
 
 def _server(instance: Any) -> tuple[str | None, int | None]:
@@ -71,7 +62,7 @@ def _server(instance: Any) -> tuple[str | None, int | None]:
         _servers[id(url)] = (url, host, port)
         return host, port
     except Exception:
-        return None, None
+        return _NO_SERVER
 
 
 def _jsonable(value: Any) -> str:
@@ -85,6 +76,15 @@ def _jsonable(value: Any) -> str:
         return ""
 
 
+def _content(body: Mapping[str, Any]) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    system = body.get("system") if "system" in body else body.get("instructions")
+    if system:
+        attributes[names.GEN_AI_SYSTEM_INSTRUCTIONS] = _jsonable(system)
+    attributes[names.GEN_AI_INPUT_MESSAGES] = _jsonable(body.get("messages") or body.get("input"))
+    return attributes
+
+
 def begin(runtime: Runtime, provider: Provider, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
           ) -> ModelCall | None:
     """Start tracing and budgeting one call, or None when it is not a model call we handle."""
@@ -93,18 +93,18 @@ def begin(runtime: Runtime, provider: Provider, instance: Any, args: tuple[Any, 
         api = provider.route(options.url)
         if api is None:
             return None
-        body = options.json_data
-        if not isinstance(body, Mapping):
+        body = sent_body(options, provider.omit_type)
+        if body is None:
             return None
-        request = provider.extract_request(api, body)
+        request = provider.read_request(api, body)
         stream = bool(kwargs.get("stream", False)) or request.stream
         the_run = current_run()
-        span = _start_span(runtime, provider, instance, request, stream, the_run, body)
-    except Exception:
-        log_internal_error("reading a request")
-        return None
-    call = ModelCall(runtime, provider, api, request, body, span, the_run, stream)
-    try:
+        span = runtime.calls.start(
+            provider.name, request, stream, _server(instance),
+            the_run.run_id if the_run is not None else None,
+            the_run.user_id if the_run is not None else None,
+            _content(body) if runtime.settings.capture_content else None,
+        )  # fmt: skip
         call_request = CallRequest(
             provider=provider.name,
             api=api,
@@ -117,6 +117,11 @@ def begin(runtime: Runtime, provider: Provider, instance: Any, args: tuple[Any, 
             service_tier=request.service_tier,
             speed=request.speed,
         )
+    except Exception:
+        log_internal_error("reading a request")
+        return None
+    call = ModelCall(runtime, provider, api, request, call_request, span, the_run, stream)
+    try:
         admission = runtime.breaker.admit(call_request, the_run, span)
     except DELIBERATE as error:
         call.refused(error)
@@ -124,47 +129,8 @@ def begin(runtime: Runtime, provider: Provider, instance: Any, args: tuple[Any, 
     except Exception:
         log_internal_error("admitting a call")
         return call
-    call.admission = admission
-    call.admitted(options)
+    call.admitted(admission, options)
     return call
-
-
-def _start_span(
-    runtime: Runtime,
-    provider: Provider,
-    instance: Any,
-    request: RequestInfo,
-    stream: bool,
-    the_run: Run | None,
-    body: Mapping[str, Any],
-) -> CallSpan:
-    attributes: dict[str, Any] = {
-        names.GEN_AI_OPERATION_NAME: names.OPERATION_CHAT,
-        names.GEN_AI_PROVIDER_NAME: provider.name,
-        names.GEN_AI_REQUEST_MODEL: request.model,
-        names.GEN_AI_REQUEST_STREAM: stream,
-    }
-    if request.max_tokens is not None:
-        attributes[names.GEN_AI_REQUEST_MAX_TOKENS] = request.max_tokens
-    if request.temperature is not None:
-        attributes[names.GEN_AI_REQUEST_TEMPERATURE] = float(request.temperature)
-    if request.top_p is not None:
-        attributes[names.GEN_AI_REQUEST_TOP_P] = float(request.top_p)
-    host, port = _server(instance)
-    if host:
-        attributes[names.SERVER_ADDRESS] = host
-    if port:
-        attributes[names.SERVER_PORT] = port
-    if the_run is not None:
-        attributes[names.RUN_ID] = the_run.run_id
-        if the_run.user_id is not None:
-            attributes[names.USER_ID] = the_run.user_id
-    if runtime.settings.capture_content:
-        system = body.get("system") if "system" in body else body.get("instructions")
-        if system:
-            attributes[names.GEN_AI_SYSTEM_INSTRUCTIONS] = _jsonable(system)
-        attributes[names.GEN_AI_INPUT_MESSAGES] = _jsonable(body.get("messages") or body.get("input"))
-    return CallSpan(runtime.tracer, runtime.emit, f"{names.OPERATION_CHAT} {request.model}", attributes)
 
 
 class ModelCall:
@@ -176,7 +142,7 @@ class ModelCall:
         "_lock",
         "admission",
         "api",
-        "body",
+        "call_request",
         "provider",
         "request",
         "run",
@@ -192,8 +158,8 @@ class ModelCall:
         provider: Provider,
         api: str,
         request: RequestInfo,
-        body: Mapping[str, Any],
-        span: CallSpan,
+        call_request: CallRequest,
+        span: Span,
         the_run: Run | None,
         stream: bool,
     ) -> None:
@@ -201,7 +167,7 @@ class ModelCall:
         self.provider = provider
         self.api = api
         self.request = request
-        self.body = body
+        self.call_request = call_request
         self.span = span
         self.run = the_run
         self.stream = stream
@@ -224,32 +190,57 @@ class ModelCall:
         except Exception:
             log_internal_error("closing a refused call")
 
-    def admitted(self, options: Any) -> None:
-        admission = self.admission
-        if admission is None:
-            return
+    def admitted(self, admission: Admission, options: Any) -> None:
+        self.admission = admission
         try:
+            attributes: dict[str, Any] = {}
             if admission.rates is not None and admission.input_estimate >= 0:
-                self.span.set_attribute(names.RESERVED_USD, admission.reserved_usd / 1_000_000)
+                attributes[names.RESERVED_USD] = admission.reserved_usd / 1_000_000
             if admission.clamped_to is not None and self.request.max_tokens_key:
                 # Lower max_tokens in the request itself so the provider cannot exceed the fit.
-                options.json_data[self.request.max_tokens_key] = admission.clamped_to
-                self.span.set_attribute(names.CLAMPED_MAX_TOKENS, admission.clamped_to)
+                write_max_tokens(options, self.request.max_tokens_key, admission.clamped_to)
+                attributes[names.CLAMPED_MAX_TOKENS] = admission.clamped_to
             if admission.fail_open:
-                self.span.set_attribute(names.STORE_FAIL_OPEN, True)
+                attributes[names.STORE_FAIL_OPEN] = True
+            if attributes:
+                self.span.set_attributes(attributes)
         except Exception:
             log_internal_error("recording an admission")
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def enter(self) -> object:
+        """Make the call span current while the SDK sends the request; the token for ``leave``."""
+        if self.span is INVALID_SPAN:  # a no-op tracer: nothing could be a child of it
+            return None
+        try:
+            return otel_context.attach(trace.set_span_in_context(self.span))
+        except Exception:
+            log_internal_error("entering a call span")
+            return None
+
+    @staticmethod
+    def leave(token: object) -> None:
+        """Detach what ``enter`` attached, before control returns to the caller."""
+        if token is None:
+            return
+        try:
+            otel_context.detach(token)  # type: ignore[arg-type]
+        except Exception:
+            log_internal_error("leaving a call span")
 
     # -- results ---------------------------------------------------------------------------
 
     def on_result(self, result: Any) -> Any:
-        """Return what the SDK returned, or a proxy of it that settles when it is consumed."""
+        """Return what the SDK returned, or the same object watched until it is consumed."""
         try:
-            if isinstance(result, self.provider.stream_types):
-                return watch_stream(result, self)
-            if isinstance(result, self.provider.raw_response_types):
+            provider = self.provider
+            if isinstance(result, provider.stream_types):
+                reader = provider.stream_reader(self.api, self.runtime.settings.capture_content)
+                return watch_stream(result, self, reader)
+            if isinstance(result, provider.raw_response_types):
                 return self._raw(result)
-            info = self.provider.extract_response(self.api, result)
+            info = provider.read_response(self.api, result)
         except Exception:
             log_internal_error("reading a response")
             self.finish(None, complete=False, reason="unreadable")
@@ -258,23 +249,23 @@ class ModelCall:
         self.finish(info)
         return result
 
+    def read_body(self, body: Any) -> ResponseInfo:
+        """A raw response's decoded JSON body."""
+        return self.provider.read_response(self.api, body)
+
     def _raw(self, response: Any) -> Any:
         http_response = response.http_response
         content = getattr(http_response, "_content", None)
         if content is not None and not self.stream:
             # with_raw_response: the body is already read; usage comes from its JSON.
             try:
-                info = self.provider.extract_response(self.api, json.loads(content))
+                info = self.read_body(json.loads(content))
             except ValueError:
                 self.finish(None, complete=False, reason="unreadable")
                 return response
             self.finish(info)
             return response
         return watch_raw_response(response, self)
-
-    def on_parsed(self, parsed: Any) -> Any:
-        """A raw response's ``parse()`` result: a stream to proxy or a final object."""
-        return self.on_result(parsed)
 
     def on_error(self, error: BaseException) -> None:
         """The SDK raised before returning: the call was dispatched but nothing was billed.
@@ -313,122 +304,31 @@ class ModelCall:
             if self._done:
                 return
             self._done = True
+        runtime, the_run = self.runtime, self.run
+        settlement: Settlement | None = None
         try:
-            self._finish(info, complete, error, reason)
+            if info is None:
+                answer = Answer(False, None, 0, complete, reason)
+            else:
+                answer = Answer(True, info.usage, estimate_output_tokens(info), complete, reason)
+            memo = the_run.memo if the_run is not None else None
+            settlement = settle(runtime.breaker, runtime.prices, self.call_request, self.admission, answer, memo)
+            if info is not None and the_run is not None:
+                the_run.note_call(self.api, self.call_request.body, info.tool_calls, settlement.usage,
+                                  settlement.estimated)  # fmt: skip
         except Exception:
             log_internal_error("settling a call")
-
-    def _finish(self, info: ResponseInfo | None, complete: bool, error: BaseException | None, reason: str
-                ) -> None:
-        runtime, span, admission = self.runtime, self.span, self.admission
-        usage, estimated = self._usage(info, complete, reason)
-        request = self.request
-        rates = admission.rates if admission is not None else runtime.prices.rates(
-            self.provider.name, request.model, service_tier=request.service_tier, speed=request.speed
-        )
-        cost: int | None
-        if usage is None:
-            cost = 0
-        elif rates is None:
-            cost = None
-        else:
-            cost = runtime.prices.cost_micros(rates, usage)
-        if admission is not None:
-            runtime.breaker.settle(admission, usage, cost)
-        the_run = self.run
-        if info is not None and the_run is not None:
-            self._remember(the_run, info, usage, estimated)
-
-        if info is not None:
-            if info.response_id:
-                span.set_attribute(names.GEN_AI_RESPONSE_ID, str(info.response_id))
-            if info.response_model:
-                span.set_attribute(names.GEN_AI_RESPONSE_MODEL, str(info.response_model))
-            if info.finish_reasons:
-                span.set_attribute(names.GEN_AI_RESPONSE_FINISH_REASONS, info.finish_reasons)
-            if info.output_text:
-                span.set_attribute(names.GEN_AI_OUTPUT_MESSAGES, "".join(info.output_text)[:CONTENT_LIMIT])
-        if usage is not None:
-            span.set_attribute(names.GEN_AI_USAGE_INPUT_TOKENS, usage.input_tokens)
-            span.set_attribute(names.GEN_AI_USAGE_OUTPUT_TOKENS, usage.output_tokens)
-            if usage.cache_read_tokens:
-                span.set_attribute(names.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read_tokens)
-            if usage.cache_write_tokens:
-                span.set_attribute(names.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cache_write_tokens)
-        if estimated:
-            span.set_attribute(names.USAGE_ESTIMATED, True)
-        if cost is None:
-            span.set_attribute(names.COST_UNKNOWN, True)
-        else:
-            span.set_attribute(names.COST_USD, cost / 1_000_000)
-        if self.stream:
-            span.set_attribute(names.STREAM_END, reason)
-        if error is not None:
-            span.set_attribute(names.ERROR_TYPE, type(error).__qualname__)
-            span.set_status(Status(StatusCode.ERROR, str(error)[:200]))
-        span.then = self._measurements(info, usage, cost, error).record
-        span.end()
-
-    def _usage(self, info: ResponseInfo | None, complete: bool, reason: str) -> tuple[TokenUsage | None, bool]:
-        """Reported usage, or an estimate of what was received when the provider sent none."""
-        admission = self.admission
-        input_estimate = admission.input_estimate if admission is not None else 0
-        if input_estimate < 0 and (info is None or info.usage is None or not complete):
-            # Telemetry-only calls skip the estimate at admission; the rare call without reported
-            # usage makes it here.
-            memo = self.run.memo if self.run is not None else None
-            input_estimate = estimate_input_tokens(self.provider.name, self.api, self.request.model, self.body, memo)
-        if info is None:
-            if reason == "unreadable" and admission is not None:
-                # A body we could not read may still have been billed in full: charge the worst case.
-                return TokenUsage(input_tokens=input_estimate, output_tokens=admission.max_output), True
-            return None, False
-        usage = info.usage
-        received = estimate_output_tokens(info)
-        if admission is not None and received > admission.max_output:
-            # The provider never returns more than the request's output cap: an estimate above it
-            # would charge more than the reserved worst case, past the limit that admitted the call.
-            received = admission.max_output
-        if usage is not None and complete:
-            return usage, False
-        if usage is None:
-            if not complete and received == 0 and reason == "error":
-                return None, False
-            return TokenUsage(input_tokens=input_estimate, output_tokens=received), True
-        if usage.output_tokens < received:  # stream cut before the final usage arrived
-            usage.output_tokens = received
-            return usage, True
-        return usage, not complete
-
-    def _remember(self, the_run: Run, info: ResponseInfo, usage: TokenUsage | None, estimated: bool) -> None:
-        if info.tool_calls:
-            for scope_run in the_run.chain:
-                with scope_run.lock:
-                    requests = scope_run.tool_requests
-                    for signature in info.tool_calls:
-                        requests[signature] = requests.get(signature, 0) + 1
-        memo = the_run.memo
-        if memo is not None and usage is not None and not estimated:
-            memo.remember(self.api, self.body, usage.input_tokens)
-
-    def _measurements(
-        self, info: ResponseInfo | None, usage: TokenUsage | None, cost: int | None, error: BaseException | None
-    ) -> CallMeasurements:
-        first_chunk_at, started, the_run = self._first_chunk_at, self.started, self.run
-        runtime = self.runtime
-        user_id = None
-        if runtime.settings.metric_user_attribute and the_run is not None:
-            user_id = the_run.user_id
-        return CallMeasurements(
-            instruments=runtime.instruments,
-            provider=self.provider.name,
-            request_model=self.request.model,
-            response_model=str(info.response_model) if info is not None and info.response_model else None,
-            duration=time.perf_counter() - started,
-            time_to_first_chunk=None if first_chunk_at is None else first_chunk_at - started,
-            input_tokens=usage.input_tokens if usage is not None else None,
-            output_tokens=usage.output_tokens if usage is not None else None,
-            cost_usd=cost / 1_000_000 if cost else 0.0,
-            error_type=type(error).__qualname__ if error is not None else None,
-            user_id=user_id,
-        )
+        # The span ends and the measurements are recorded even when settling failed.
+        try:
+            calls = runtime.calls
+            calls.end(self.span, info, settlement, stream=self.stream, error=error)
+            first = self._first_chunk_at
+            calls.record(
+                self.provider.name, self.request.model, info, settlement,
+                duration=time.perf_counter() - self.started,
+                time_to_first_chunk=None if first is None else first - self.started,
+                error=error,
+                user_id=the_run.user_id if the_run is not None else None,
+            )  # fmt: skip
+        except Exception:
+            log_internal_error("ending a call span")

@@ -8,10 +8,11 @@ are imported (a post-import hook), so ``import spendfuse.auto`` may come first.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import threading
 import weakref
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -28,14 +29,15 @@ from spendfuse.budgets.stores import open_store
 from spendfuse.config.settings import Settings, load_settings
 from spendfuse.instrumentation import anthropic as anthropic_provider
 from spendfuse.instrumentation import openai as openai_provider
-from spendfuse.instrumentation.call import Provider
+from spendfuse.instrumentation.provider import Sdk
 from spendfuse.instrumentation.wrappers import async_wrapper, sync_wrapper
-from spendfuse.ledger.install import attach_ledger  # spendfuse/ledger hook (cli branch)
-from spendfuse.telemetry.emitter import emitter, hook_provider_flushes, run_inline
+from spendfuse.ledger.install import attach_ledger
+from spendfuse.telemetry import names
+from spendfuse.telemetry.calls import CallTelemetry
 from spendfuse.telemetry.instruments import Instruments
 from spendfuse.telemetry.stamping import RunStampingProcessor
 
-PROVIDER_MODULES: tuple[ModuleType, ...] = (anthropic_provider, openai_provider)
+SDKS: tuple[Sdk, ...] = (anthropic_provider.SDK, openai_provider.SDK)
 
 _lock = threading.RLock()
 _patched: dict[str, ModuleType] = {}  # SDK base-client module name -> module, while patched
@@ -46,32 +48,20 @@ _instruments_by_meter_provider: weakref.WeakKeyDictionary[Any, Instruments] = we
 _saved_sdk_tracer: dict[str, Any] = {}
 
 
-def _provider(spec: ModuleType) -> Provider:
-    return Provider(
-        name=spec.PROVIDER,
-        route=spec.route,
-        extract_request=spec.extract_request,
-        extract_response=spec.extract_response,
-        stream_state=spec.StreamState,
-        stream_types=spec.stream_types(),
-        raw_response_types=spec.raw_response_types(),
-    )
-
-
-def _patch_sdk(spec: ModuleType, base_client: ModuleType, suppress_sdk_spans: bool) -> None:
+def _patch_sdk(spec: Sdk, base_client: ModuleType, suppress_sdk_spans: bool) -> None:
     with _lock:
-        if spec.BASE_CLIENT_MODULE in _patched:
+        if spec.base_client_module in _patched:
             return
-        provider = _provider(spec)
+        provider = spec.provider()
         wrapt.wrap_function_wrapper(base_client, "SyncAPIClient.request", sync_wrapper(provider))
         wrapt.wrap_function_wrapper(base_client, "AsyncAPIClient.request", async_wrapper(provider))
-        _patched[spec.BASE_CLIENT_MODULE] = base_client
+        _patched[spec.base_client_module] = base_client
         base: Any = getattr(base_client, "BaseClient", None)
         tracer_property = getattr(base, "_tracer", None)
         if suppress_sdk_spans and isinstance(tracer_property, property):
             # The SDK's own call span would carry the same token counts as ours: anything summing
             # spans would count them twice. Ours are a superset, so the SDK's are switched off.
-            _saved_sdk_tracer[spec.BASE_CLIENT_MODULE] = tracer_property
+            _saved_sdk_tracer[spec.base_client_module] = tracer_property
             base._tracer = property(lambda _self: None)
 
 
@@ -88,19 +78,19 @@ def _unpatch_all() -> None:
 
 
 def _patch_available(suppress_sdk_spans: bool) -> None:
-    for spec in PROVIDER_MODULES:
-        if spec.MODULE in sys.modules:
-            _patch_sdk(spec, importlib.import_module(spec.BASE_CLIENT_MODULE), suppress_sdk_spans)
-        elif spec.MODULE not in _hooks_registered:
-            _hooks_registered.add(spec.MODULE)
-            wrapt.register_post_import_hook(_on_import(spec), spec.MODULE)
+    for spec in SDKS:
+        if spec.module in sys.modules:
+            _patch_sdk(spec, importlib.import_module(spec.base_client_module), suppress_sdk_spans)
+        elif spec.module not in _hooks_registered:
+            _hooks_registered.add(spec.module)
+            wrapt.register_post_import_hook(_on_import(spec), spec.module)
 
 
-def _on_import(spec: ModuleType) -> Any:
+def _on_import(spec: Sdk) -> Any:
     def hook(_module: ModuleType) -> None:
         active = runtime.current()
         if active is not None:
-            _patch_sdk(spec, importlib.import_module(spec.BASE_CLIENT_MODULE), active.settings.suppress_sdk_spans)
+            _patch_sdk(spec, importlib.import_module(spec.base_client_module), active.settings.suppress_sdk_spans)
 
     return hook
 
@@ -129,6 +119,12 @@ def _prices(settings: Settings) -> PriceBook:
     return PriceBook(settings.prices)
 
 
+def latest_experimental(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``OTEL_SEMCONV_STABILITY_OPT_IN`` opts in to experimental GenAI names."""
+    value = (os.environ if environ is None else environ).get(names.SEMCONV_OPT_IN_ENV, "")
+    return names.SEMCONV_GEN_AI_LATEST_EXPERIMENTAL in (part.strip() for part in value.split(","))
+
+
 def build_runtime(settings: Settings, tracer_provider: Any = None, meter_provider: Any = None) -> runtime.Runtime:
     # Every run reaches the local ledger, however spendfuse was started (see spendfuse/ledger/install.py).
     tracer_provider = attach_ledger(settings.ledger, tracer_provider)
@@ -138,9 +134,10 @@ def build_runtime(settings: Settings, tracer_provider: Any = None, meter_provide
     tracer = trace.get_tracer("spendfuse", __version__, tracer_provider=tracer_provider)
     breaker = Breaker(settings, prices, instruments, store)
     _stamp_runs(tracer_provider)
-    hook_provider_flushes()
-    emit = emitter.submit if settings.background_telemetry else run_inline
-    return runtime.Runtime(settings, tracer, instruments, breaker, prices, emit, tracer_provider, meter_provider)
+    calls = CallTelemetry(
+        tracer, instruments, metric_user=settings.metric_user_attribute, experimental=latest_experimental()
+    )
+    return runtime.Runtime(settings, tracer, instruments, breaker, prices, calls, tracer_provider, meter_provider)
 
 
 class SpendfuseInstrumentor(BaseInstrumentor):  # type: ignore[misc]

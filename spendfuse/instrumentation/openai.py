@@ -12,12 +12,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from spendfuse.budgets.usage import openai_chat_usage, openai_responses_usage
+from spendfuse.instrumentation.provider import NoOmit, Router, Sdk
 from spendfuse.instrumentation.records import RequestInfo, ResponseInfo, get, items, tool_signature
 from spendfuse.telemetry import names
 
 PROVIDER = names.PROVIDER_OPENAI
-MODULE = "openai"
-BASE_CLIENT_MODULE = "openai._base_client"
 
 
 def route(url: str) -> str | None:
@@ -39,6 +38,12 @@ def _length(value: Any) -> int:
 
 def _number(value: Any) -> float | None:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _reasoning(usage: Any, details_name: str) -> int | None:
+    """Reasoning tokens when reported and non-zero; already counted in the output tokens."""
+    value = get(get(usage, details_name), "reasoning_tokens")
+    return value if type(value) is int and value > 0 else None
 
 
 def extract_chat_params(
@@ -96,10 +101,12 @@ def extract_request(api: str, body: Mapping[str, Any]) -> RequestInfo:
 
 
 def _chat_response(completion: Any) -> ResponseInfo:
+    usage = get(completion, "usage")
     info = ResponseInfo(
         response_id=get(completion, "id"),
         response_model=get(completion, "model"),
-        usage=openai_chat_usage(get(completion, "usage")),
+        usage=openai_chat_usage(usage),
+        reasoning_tokens=_reasoning(usage, "completion_tokens_details"),
     )
     measure = info.usage is None  # without reported usage the output is estimated from its text
     for choice in items(get(completion, "choices")):
@@ -120,10 +127,12 @@ def _chat_response(completion: Any) -> ResponseInfo:
 
 
 def _responses_response(response: Any) -> ResponseInfo:
+    usage = get(response, "usage")
     info = ResponseInfo(
         response_id=get(response, "id"),
         response_model=get(response, "model"),
-        usage=openai_responses_usage(get(response, "usage")),
+        usage=openai_responses_usage(usage),
+        reasoning_tokens=_reasoning(usage, "output_tokens_details"),
     )
     incomplete = get(get(response, "incomplete_details"), "reason")
     status = get(response, "status")
@@ -168,26 +177,25 @@ class StreamState:
             self._observe_event(item)
 
     def _observe_chunk(self, chunk: Any) -> None:
-        # The hot case, a text-only delta chunk from the SDK's Stream, read with builtin getattr:
-        # get() and items() cost a Python call per field, the larger part of the per-chunk budget.
-        if type(chunk) is not dict and getattr(chunk, "usage", None) is None:
-            choices = getattr(chunk, "choices", None)
-            if type(choices) is list and len(choices) == 1 and self.info.response_id is not None:
-                choice = choices[0]
-                delta = getattr(choice, "delta", None)
-                text = getattr(delta, "content", None) if type(delta) is not dict else None
-                if (
-                    text
-                    and type(text) is str
-                    and getattr(delta, "tool_calls", None) is None
-                    and getattr(choice, "finish_reason", None) is None
-                ):  # ResponseInfo.add_text, inlined
-                    info = self.info
-                    info.output_chunks += 1
-                    info.output_chars += len(text)
-                    if info.output_text is not None:
-                        info.output_text.append(text)
-                    return
+        # The hot case, a text-only delta chunk from the SDK's Stream, read with plain attribute
+        # access (no builtin or helper call per field: those are most of the per-chunk budget).
+        # Anything else (a dict chunk, tool calls, the final or usage chunk) falls through.
+        try:
+            if chunk.usage is None and self.info.response_id is not None:
+                choices = chunk.choices
+                if type(choices) is list and len(choices) == 1:
+                    choice = choices[0]
+                    delta = choice.delta
+                    text = delta.content
+                    if type(text) is str and text and delta.tool_calls is None and choice.finish_reason is None:
+                        info = self.info  # ResponseInfo.add_text, inlined
+                        info.output_chunks += 1
+                        info.output_chars += len(text)
+                        if info.output_text is not None:
+                            info.output_text.append(text)
+                        return
+        except AttributeError:
+            pass
         self._observe_any_chunk(chunk)
 
     def _observe_any_chunk(self, chunk: Any) -> None:
@@ -212,6 +220,7 @@ class StreamState:
         usage = get(chunk, "usage")
         if usage is not None:
             info.usage = openai_chat_usage(usage)
+            info.reasoning_tokens = _reasoning(usage, "completion_tokens_details")
 
     def _observe_tool_deltas(self, calls: Any) -> None:
         for call in calls:
@@ -246,6 +255,7 @@ class StreamState:
         elif kind in ("response.completed", "response.incomplete", "response.failed"):
             final = _responses_response(get(event, "response"))
             info.usage = final.usage
+            info.reasoning_tokens = final.reasoning_tokens
             info.finish_reasons = final.finish_reasons
             info.response_id = final.response_id or info.response_id
             info.response_model = final.response_model or info.response_model
@@ -261,14 +271,29 @@ class StreamState:
         return self.info
 
 
-def stream_types() -> tuple[type, ...]:
-    import openai
+class OpenAI:
+    """The ``Provider`` for the OpenAI SDK (Azure clients included); built once the SDK is imported."""
 
-    return (openai.Stream, openai.AsyncStream)
+    name = PROVIDER
+
+    def __init__(self) -> None:
+        import openai
+        from openai._legacy_response import LegacyAPIResponse
+        from openai._response import BaseAPIResponse
+
+        self.route = Router(route)
+        self.omit_type: type = getattr(openai, "Omit", NoOmit)
+        self.stream_types: tuple[type, ...] = (openai.Stream, openai.AsyncStream)
+        self.raw_response_types: tuple[type, ...] = (BaseAPIResponse, LegacyAPIResponse)
+
+    def read_request(self, api: str, body: Mapping[str, Any]) -> RequestInfo:
+        return extract_request(api, body)
+
+    def read_response(self, api: str, result: Any) -> ResponseInfo:
+        return extract_response(api, result)
+
+    def stream_reader(self, api: str, capture: bool) -> StreamState:
+        return StreamState(api, capture)
 
 
-def raw_response_types() -> tuple[type, ...]:
-    from openai._legacy_response import LegacyAPIResponse
-    from openai._response import BaseAPIResponse
-
-    return (BaseAPIResponse, LegacyAPIResponse)
+SDK = Sdk(module="openai", base_client_module="openai._base_client", provider=OpenAI)

@@ -61,6 +61,7 @@ class ResponseInfo:
     output_chars: int = 0  # streamed text seen, for an estimate when no usage arrives
     output_chunks: int = 0
     output_text: list[str] | None = None  # only when content capture is on
+    reasoning_tokens: int | None = None  # reported reasoning part of the output tokens (OpenAI)
 
     def add_text(self, text: str) -> None:
         """Streamed output text. The providers' per-event fast paths inline this (a Python call

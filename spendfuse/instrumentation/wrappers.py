@@ -1,9 +1,12 @@
 """The thin sync and async shells around each SDK's ``request`` method.
 
 The SDK call sits alone in its ``try``: reading the request (``begin``) happens before it, and
-handling the result (``on_result``) after it, each catching its own errors. A context variable
-guards re-entry, so a helper that calls ``create`` internally, or a client subclass whose
-``request`` calls its parent's, is budgeted and traced once.
+handling the result (``on_result``) after it, each catching its own errors. While the SDK sends
+the request the call span is the current span, so spans and log records made meanwhile (an HTTP
+instrumentation, an event hook) are its children; it is detached again before control returns to
+the caller, in the same context it was attached in. A context variable guards re-entry, so a
+helper that calls ``create`` internally, or a client subclass whose ``request`` calls its
+parent's, is budgeted and traced once.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from contextvars import ContextVar
 from typing import Any
 
 from spendfuse import runtime
-from spendfuse.instrumentation.call import Provider, begin
+from spendfuse.instrumentation.call import begin
+from spendfuse.instrumentation.provider import Provider
 
 _IN_CALL: ContextVar[bool] = ContextVar("spendfuse_in_call", default=False)
 
@@ -29,13 +33,16 @@ def sync_wrapper(provider: Provider) -> Wrapper:
         if call is None:
             return wrapped(*args, **kwargs)
         token = _IN_CALL.set(True)
+        span_token = call.enter()
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as error:
+            call.leave(span_token)
+            _IN_CALL.reset(token)
             call.on_error(error)
             raise
-        finally:
-            _IN_CALL.reset(token)
+        call.leave(span_token)
+        _IN_CALL.reset(token)
         return call.on_result(result)
 
     return wrapper
@@ -53,13 +60,16 @@ def async_wrapper(provider: Provider) -> Wrapper:
             if call is None:
                 return await wrapped(*args, **kwargs)
             token = _IN_CALL.set(True)
+            span_token = call.enter()
             try:
                 result = await wrapped(*args, **kwargs)
             except BaseException as error:
+                call.leave(span_token)
+                _IN_CALL.reset(token)
                 call.on_error(error)
                 raise
-            finally:
-                _IN_CALL.reset(token)
+            call.leave(span_token)
+            _IN_CALL.reset(token)
             return call.on_result(result)
 
         return run()

@@ -15,10 +15,10 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -30,11 +30,20 @@ from spendfuse.errors import BudgetExceeded
 from spendfuse.runs.balance import MICROS, Balance, Remaining, Spent
 from spendfuse.telemetry import names
 
+if TYPE_CHECKING:
+    from spendfuse.budgets.estimate import PrefixMemo
+    from spendfuse.budgets.usage import TokenUsage
+
 log = logging.getLogger("spendfuse")
 
 _CURRENT: ContextVar[Run | None] = ContextVar("spendfuse_run", default=None)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_OUTCOME_ATTRIBUTES = {
+    outcome: {names.METRIC_ATTR_OUTCOME: outcome}
+    for outcome in (names.OUTCOME_COMPLETED, names.OUTCOME_TRIPPED, names.OUTCOME_ERROR)
+}
 
 
 def current_run() -> Run | None:
@@ -65,12 +74,70 @@ class Run:
         self.trace_id = ""
         self.span: Span | None = None
         self.outcome: str | None = None
+        # The error that stopped this run (``trip``); read-only for other modules.
         self.tripped: BudgetExceeded | None = None
-        # Tool-call signature -> how often the model requested it (the repeats limit).
+        # Tool-call signature -> how often the model requested it (the repeats limit; written by
+        # ``note_tool_calls`` under ``lock``).
         self.tool_requests: dict[str, int] = {}
         self.lock = threading.Lock()
-        self.memo: Any = None  # the estimator's PrefixMemo, created on first use
+        # The estimator's memory of this run's conversations: ``prefix_memo()`` creates it.
+        self.memo: PrefixMemo | None = None
         self.chain: tuple[Run, ...] = (self,) if parent is None else (self, *parent.chain)
+
+    # -- state the call path and the breaker update ------------------------------------------
+
+    def prefix_memo(self) -> PrefixMemo:
+        """The estimator's memory of this run's conversations, created on first use."""
+        memo = self.memo
+        if memo is None:
+            from spendfuse.budgets.estimate import PrefixMemo
+
+            with self.lock:
+                memo = self.memo
+                if memo is None:
+                    memo = self.memo = PrefixMemo()
+        return memo
+
+    def note_tool_calls(self, signatures: Iterable[str]) -> None:
+        """The model requested these tool calls: counted on this run and every parent (repeats)."""
+        signatures = tuple(signatures)
+        if not signatures:
+            return
+        for scope_run in self.chain:
+            with scope_run.lock:
+                requests = scope_run.tool_requests
+                for signature in signatures:
+                    requests[signature] = requests.get(signature, 0) + 1
+
+    def most_repeated(self) -> int:
+        """How often the most requested tool call of this run was requested."""
+        with self.lock:
+            return max(self.tool_requests.values(), default=0)
+
+    def note_call(
+        self,
+        api: str,
+        body: Mapping[str, Any],
+        tool_calls: Iterable[str],
+        usage: TokenUsage | None,
+        estimated: bool,
+    ) -> None:
+        """A settled call of this run: count its tool requests, remember its exact input size."""
+        self.note_tool_calls(tool_calls)
+        memo = self.memo
+        if memo is not None and usage is not None and not estimated:
+            memo.remember(api, body, usage.input_tokens)
+
+    def trip(self, error: BudgetExceeded) -> None:
+        """A budget stopped this run: it trips, and every parent up to the run whose budget it was.
+
+        A parent whose budget stopped a child must not end "completed"; a user-scope trip stops
+        only this run.
+        """
+        for scope_run in self.chain:
+            scope_run.tripped = error
+            if error.scope != "run" or scope_run.run_id == error.key:
+                break
 
     @property
     def spent(self) -> Spent:
@@ -253,7 +320,7 @@ class run:
         active = runtime.current()
         if active is not None:
             try:
-                runtime.emit(functools.partial(active.instruments.runs.add, 1, {names.METRIC_ATTR_OUTCOME: outcome}))
+                active.instruments.runs.add(1, _OUTCOME_ATTRIBUTES.get(outcome) or {names.METRIC_ATTR_OUTCOME: outcome})
             except Exception:
                 log.debug("spendfuse: could not count the run", exc_info=True)
 
@@ -286,5 +353,4 @@ def _end_run_span(the_run: Run, outcome: str, exc: BaseException | None) -> None
         span.set_status(Status(StatusCode.ERROR, "budget breaker tripped"))
         if tripped is not None:
             span.set_attribute(names.ERROR_TYPE, type(tripped).__qualname__)
-    # Behind the run's call spans in the emitter's queue, so processors see the run end last.
-    runtime.emit(functools.partial(span.end, time.time_ns()))
+    span.end()

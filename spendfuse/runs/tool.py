@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast, overload
@@ -39,9 +38,8 @@ def _tool_span(name: str) -> Iterator[Span]:
                 span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
                 raise
     finally:
-        # Behind the call spans that asked for the tool in the emitter's queue: ended in order.
         try:
-            runtime.emit(functools.partial(span.end, time.time_ns()))
+            span.end()
         except Exception:
             log_internal_error("ending a tool span")
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
@@ -90,52 +88,3 @@ class Instruments:
 
     def _observe_limit(self, _options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(limit, attrs) for _spent, limit, attrs in self._rows()]
-
-
-@dataclass(slots=True)
-class CallMeasurements:
-    """One model call's metric values, recorded on the telemetry thread (``record``).
-
-    The caller only fills in numbers and names; the attribute dicts and the SDK's per-measurement
-    work (validating, hashing and aggregating attributes) happen off its thread.
-    """
-
-    instruments: Instruments
-    provider: str
-    request_model: str
-    response_model: str | None
-    duration: float
-    time_to_first_chunk: float | None
-    input_tokens: int | None
-    output_tokens: int | None
-    cost_usd: float
-    error_type: str | None
-    user_id: str | None
-
-    def record(self) -> None:
-        instruments = self.instruments
-        attributes: dict[str, Any] = {
-            names.GEN_AI_OPERATION_NAME: names.OPERATION_CHAT,
-            names.GEN_AI_PROVIDER_NAME: self.provider,
-            names.GEN_AI_REQUEST_MODEL: self.request_model,
-        }
-        if self.response_model:
-            attributes[names.GEN_AI_RESPONSE_MODEL] = self.response_model
-        duration_attributes = attributes
-        if self.error_type is not None:
-            duration_attributes = {**attributes, names.ERROR_TYPE: self.error_type}
-        instruments.duration.record(self.duration, duration_attributes)
-        if self.time_to_first_chunk is not None:
-            instruments.time_to_first_chunk.record(self.time_to_first_chunk, attributes)
-        if self.input_tokens is not None:
-            instruments.token_usage.record(self.input_tokens, {**attributes, names.GEN_AI_TOKEN_TYPE: "input"})
-        if self.output_tokens is not None:
-            instruments.token_usage.record(self.output_tokens, {**attributes, names.GEN_AI_TOKEN_TYPE: "output"})
-        if self.cost_usd:
-            cost_attributes = {
-                names.GEN_AI_PROVIDER_NAME: self.provider,
-                names.GEN_AI_REQUEST_MODEL: self.request_model,
-            }
-            if self.user_id:
-                cost_attributes[names.USER_ID] = self.user_id
-            instruments.cost.add(self.cost_usd, cost_attributes)

@@ -27,12 +27,23 @@ GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
+# Part of gen_ai.usage.output_tokens (OpenAI bills reasoning as output): never added to it.
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
 GEN_AI_TOKEN_TYPE = "gen_ai.token.type"
+TOKEN_TYPE_INPUT = "input"
+TOKEN_TYPE_OUTPUT = "output"
+# Experimental (semantic-conventions-genai, "development"): only with the opt-in below. Output tokens
+# are then recorded split by phase, so their sum stays the output total.
+GEN_AI_TOKEN_PHASE = "gen_ai.token.phase"
+TOKEN_PHASE_RESPONSE = "response"
+TOKEN_PHASE_REASONING = "reasoning"
+
+# OTEL_SEMCONV_STABILITY_OPT_IN (a comma-separated list, as the OpenTelemetry instrumentations read it):
+# this value opts in to GenAI names the conventions still mark experimental.
+SEMCONV_OPT_IN_ENV = "OTEL_SEMCONV_STABILITY_OPT_IN"
+SEMCONV_GEN_AI_LATEST_EXPERIMENTAL = "gen_ai_latest_experimental"
 GEN_AI_AGENT_NAME = "gen_ai.agent.name"
-GEN_AI_AGENT_ID = "gen_ai.agent.id"
-GEN_AI_CONVERSATION_ID = "gen_ai.conversation.id"
 GEN_AI_TOOL_NAME = "gen_ai.tool.name"
-GEN_AI_TOOL_CALL_ID = "gen_ai.tool.call.id"
 GEN_AI_TOOL_TYPE = "gen_ai.tool.type"
 GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"

@@ -12,6 +12,9 @@ import gc
 import os
 import socket
 import statistics
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -190,3 +193,43 @@ def test_memory_stays_bounded_while_the_collector_black_holes(
     # Measured on this setup: ~0.6 MB with the bounded queue over 1600 calls, ~4.2 MB when the queue
     # is made unbounded (every unexportable span kept), i.e. ~6 MB over these 2400 calls.
     assert growth < 3 * 1024 * 1024, f"RSS grew by {growth / 1e6:.1f} MB over 2400 calls"
+
+
+EXIT_SCRIPT = textwrap.dedent(
+    """
+    import time
+    import spendfuse.auto
+    import spendfuse
+    from spendfuse.testing import FakeProvider
+    fake = FakeProvider()
+    with spendfuse.run("exit", budget=spendfuse.Budget(usd=1)):
+        client = fake.anthropic_client()
+        client.messages.create(model="claude-sonnet-4-5", max_tokens=32, messages=[{"role": "user", "content": "hi"}])
+    print(time.time(), flush=True)
+    """
+)
+EXIT_LIMIT_SECONDS = 10.0
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+@pytest.mark.parametrize("endpoint", ["refused", "black-hole"])
+def test_a_script_exits_within_10_s_of_its_last_line_when_the_collector_is_down(
+    protocol: str, endpoint: str, black_hole: BlackHole
+) -> None:
+    port = black_hole.port if endpoint == "black-hole" else unused_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPENDFUSE_"))}
+    env.update(
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+        OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+        SPENDFUSE_LEDGER="off",
+    )
+    done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], env=env, capture_output=True, text=True, timeout=120)
+    exited = time.time()
+    assert done.returncode == 0, done.stderr
+    last_line = float(done.stdout.strip().splitlines()[-1])
+    assert exited - last_line < EXIT_LIMIT_SECONDS, (exited - last_line, done.stderr[-2000:])
+    # The exporters really tried the dead endpoint at exit: otherwise the test proves nothing.
+    if endpoint == "black-hole":
+        assert black_hole.accepted
+    else:
+        assert "refused" in done.stderr.lower() or "unavailable" in done.stderr.lower(), done.stderr[-2000:]
