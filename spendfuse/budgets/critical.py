@@ -153,7 +153,7 @@ def drain(*, at_exit: bool = False) -> int:
     Any thread may drain: each item is popped exactly once (``deque.popleft`` is atomic). At exit
     nothing of ours is running any more, so the work runs whatever the mark says.
     """
-    if not at_exit and inside():
+    if not at_exit and must_defer():
         return 0
     done = 0
     while True:

@@ -146,6 +146,7 @@ class _SSE:
 
     def __init__(self, ending: Any) -> None:
         self._ending = ending
+        self._observe = ending.observer()
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> None:
@@ -160,7 +161,8 @@ class _SSE:
                 if payload and payload != b"[DONE]":
                     event = json.loads(payload)
                     if isinstance(event, dict):
-                        self._ending.observe(event)
+                        self._ending.first_chunk()
+                        self._observe(event)
                         if _final(event):
                             # LiteLLM stops reading once it has the stop reason and closes the
                             # response: the usage it carries is the final one.

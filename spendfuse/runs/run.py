@@ -25,6 +25,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from spendfuse import runtime
+from spendfuse.budgets import critical
 from spendfuse.budgets.budget import Budget
 from spendfuse.errors import BudgetExceeded
 from spendfuse.runs.balance import MICROS, Balance, Remaining, Spent
@@ -298,6 +299,9 @@ class run:
         return the_run
 
     def _finish(self, exc: BaseException | None) -> None:
+        # Streams the collector dropped inside the block were deferred (spendfuse.budgets.critical):
+        # settle them now, a safe point in the caller's code, so the run ends with all its spend.
+        critical.drain()
         the_run, token, otel_token = self._stack.pop()
         try:
             _CURRENT.reset(token)

@@ -141,8 +141,10 @@ class Breaker:
             denied = self._clamp(admission, request, chain, user, now, denied)
         if denied is not None:
             error = self._refusals.error(denied, request, admission.max_output // max(1, request.choices), the_run)
-            # A run's settled spend never goes down: if it alone leaves no room, waiting cannot help.
-            hard = denied.scope == "run" and denied.spent + denied.requested > denied.limit
+            # A run's settled spend never goes down: once it alone has reached the limit, no call
+            # fits again (each costs a turn, a token, a micro-dollar). A call refused for its own
+            # size is not a stop: a smaller one (lower max_tokens, as the error suggests) may fit.
+            hard = denied.scope == "run" and denied.spent >= denied.limit
             self._refusals.refuse(error, request, the_run, span, hard=hard)  # raises unless approved
             admission.approved = True
             self._force_reserve(admission, chain, user, now)

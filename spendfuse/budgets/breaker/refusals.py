@@ -7,8 +7,9 @@ a trip (the ``spendfuse.breaker.trips`` metric, the span event); later ones in t
 and no trip is counted.
 
 A refusal waiting cannot cure is a *hard stop* of the run whose budget refused: its wall clock or
-repeated tool calls are past their limit (both only grow), or its settled spend alone leaves no
-room for the refused call (turns, usd, tokens of a run never go down). Once a run is hard-stopped,
+repeated tool calls are past their limit (both only grow), or its settled spend alone has reached
+a turns, usd or tokens limit (a run's spend never goes down, and every call costs something). A
+call refused for its own size is not a stop: a smaller one may still fit. Once a run is hard-stopped,
 its further calls are refused at once, before any estimate or store round trip. User windows are
 never hard stops: the next window cures them.
 """

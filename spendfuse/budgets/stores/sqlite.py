@@ -367,7 +367,27 @@ class SQLiteStore(BudgetStore):
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
+        """A connection to a database in WAL mode with the current schema.
+
+        Processes that open a new database at the same moment race to switch it to WAL and to
+        create the schema; SQLite answers a lock upgrade it cannot wait for without deadlocking
+        with an immediate "database is locked", not with its busy handler. So that setup is
+        retried until the busy timeout, as a transaction's write lock is (``_begin``).
+        """
         _create_private(self.path)
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.001
+        while True:
+            try:
+                return self._setup()
+            except sqlite3.OperationalError as exc:
+                remaining = deadline - time.monotonic()
+                if not _is_busy(exc) or remaining <= 0:
+                    raise
+            time.sleep(min(delay * (0.5 + random.random()), remaining))
+            delay = min(delay * 2, MAX_POLL_INTERVAL)
+
+    def _setup(self) -> sqlite3.Connection:
         conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
