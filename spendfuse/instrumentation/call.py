@@ -68,7 +68,14 @@ def _server(instance: Any) -> tuple[str | None, int | None]:
 def _jsonable(value: Any) -> str:
     def default(obj: Any) -> Any:
         dump = getattr(obj, "model_dump", None)
-        return dump(mode="json") if callable(dump) else str(obj)
+        if not callable(dump):
+            return str(obj)
+        try:
+            # No serializer warnings into the user's process: a provider's odd field (a float token
+            # count, say) is the provider's to explain, and the content is recorded as it came.
+            return dump(mode="json", warnings=False)
+        except TypeError:  # a model_dump without the keyword
+            return dump(mode="json")
 
     try:
         return json.dumps(value, default=default, ensure_ascii=False)[:CONTENT_LIMIT]

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     start_http_server(args.port, addr="127.0.0.1")
 
     run_traffic(meter_provider, tracer_provider)
-    spendfuse.flush()  # the last calls' measurements may still wait for the telemetry thread
+    spendfuse.flush()  # push out what the batch span processor and the metric reader still hold
     print("READY", flush=True)
 
     stop = False
