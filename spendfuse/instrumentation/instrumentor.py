@@ -13,6 +13,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
@@ -20,8 +21,10 @@ import wrapt
 from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.trace import ProxyTracerProvider, Tracer
 
 from spendfuse import frameworks, runtime
+from spendfuse._log import log_internal_error
 from spendfuse._version import __version__
 from spendfuse.budgets.breaker import Breaker
 from spendfuse.budgets.pricing import PriceBook
@@ -31,7 +34,7 @@ from spendfuse.instrumentation import anthropic as anthropic_provider
 from spendfuse.instrumentation import openai as openai_provider
 from spendfuse.instrumentation.provider import Sdk
 from spendfuse.instrumentation.wrappers import async_wrapper, sync_wrapper
-from spendfuse.ledger.install import attach_ledger
+from spendfuse.ledger.install import attach_ledger, is_private
 from spendfuse.telemetry import names
 from spendfuse.telemetry.calls import CallTelemetry
 from spendfuse.telemetry.instruments import Instruments
@@ -125,19 +128,56 @@ def latest_experimental(environ: Mapping[str, str] | None = None) -> bool:
     return names.SEMCONV_GEN_AI_LATEST_EXPERIMENTAL in (part.strip() for part in value.split(","))
 
 
-def build_runtime(settings: Settings, tracer_provider: Any = None, meter_provider: Any = None) -> runtime.Runtime:
-    # Every run reaches the local ledger, however spendfuse was started (see spendfuse/ledger/install.py).
-    tracer_provider = attach_ledger(settings.ledger, tracer_provider)
-    prices = _prices(settings)
-    instruments = _instruments(meter_provider)
-    store = open_store(settings.store, timeout=settings.store_timeout)
+def _tracing(settings: Settings, instruments: Instruments, tracer_provider: Any) -> tuple[Tracer, CallTelemetry]:
     tracer = trace.get_tracer("spendfuse", __version__, tracer_provider=tracer_provider)
-    breaker = Breaker(settings, prices, instruments, store)
     _stamp_runs(tracer_provider)
     calls = CallTelemetry(
         tracer, instruments, metric_user=settings.metric_user_attribute, experimental=latest_experimental()
     )
+    return tracer, calls
+
+
+def build_runtime(settings: Settings, tracer_provider: Any = None, meter_provider: Any = None) -> runtime.Runtime:
+    # Every run reaches the local ledger, however spendfuse was started (see spendfuse/ledger/install.py).
+    tracer_provider = attach_ledger(settings.ledger, tracer_provider)
+    if is_private(tracer_provider):
+        _follow_global_provider()
+    prices = _prices(settings)
+    instruments = _instruments(meter_provider)
+    store = open_store(settings.store, timeout=settings.store_timeout)
+    breaker = Breaker(settings, prices, instruments, store)
+    tracer, calls = _tracing(settings, instruments, tracer_provider)
     return runtime.Runtime(settings, tracer, instruments, breaker, prices, calls, tracer_provider, meter_provider)
+
+
+_following = False
+
+
+def _follow_global_provider() -> None:
+    """Once: when the application installs its own tracer provider after ``instrument()`` (while
+    spendfuse traced with a provider of its own for the ledger), trace with the application's."""
+    global _following
+    with _lock:
+        if not _following:
+            _following = True
+            wrapt.wrap_function_wrapper("opentelemetry.trace", "set_tracer_provider", _on_global_provider)
+
+
+def _on_global_provider(wrapped: Any, _instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    result = wrapped(*args, **kwargs)
+    try:
+        active = runtime.current()
+        provider = trace.get_tracer_provider()
+        if active is None or not is_private(active.tracer_provider) or isinstance(provider, ProxyTracerProvider):
+            return result
+        # The same breaker and store (balances, leases): only where spans go changes.
+        tracer_provider = attach_ledger(active.settings.ledger, provider)
+        tracer, calls = _tracing(active.settings, active.instruments, tracer_provider)
+        runtime.activate(replace(active, tracer=tracer, calls=calls, tracer_provider=tracer_provider))
+        frameworks.install()
+    except Exception:
+        log_internal_error("following the application's tracer provider")
+    return result
 
 
 class SpendfuseInstrumentor(BaseInstrumentor):  # type: ignore[misc]

@@ -9,8 +9,11 @@ runtime through one function, which calls :func:`attach_ledger`. The rule:
   SDK ``TracerProvider`` — the application's own, the one ``opentelemetry-instrument`` configured,
   or the OTLP one ``spendfuse.auto`` made: the ledger's span processor is *added* to it, next to the
   application's exporters, which keep working unchanged;
-* no SDK provider exists yet: spendfuse creates one holding only the ledger processor and makes it
-  the global provider (so other instrumentations' spans inside a run are recorded too).
+* no SDK provider exists yet: spendfuse creates one holding only the ledger processor and traces
+  with it privately. It never claims the global provider: an application that configures
+  OpenTelemetry after ``instrument()`` must get its ``set_tracer_provider`` honoured. When it does,
+  spendfuse adds the ledger to that provider and traces with it from then on
+  (``follow_global_provider``), so the application's exporters see spendfuse's spans too.
 
 A provider gets at most one ledger processor, whatever the number of ``instrument()`` calls, so a
 run is never recorded twice.
@@ -91,12 +94,19 @@ def attach_ledger(configured: str | None, tracer_provider: Any = None,
         target = TracerProvider(
             resource=Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", "spendfuse-agent")})
         )
-        trace.set_tracer_provider(target)
-        # Another library may have set a non-SDK global first (set_tracer_provider then refuses):
-        # spendfuse then traces with its own provider, so the ledger still sees every run.
-        tracer_provider = None if trace.get_tracer_provider() is target else target
+        _private.add(target)
+        tracer_provider = target
     ledger_processor(target, path, retention=retention_days(environ))
     return tracer_provider
+
+
+# Providers spendfuse made for the ledger alone, while the application had none of its own.
+_private: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def is_private(provider: Any) -> bool:
+    """Whether ``provider`` is one spendfuse made for the ledger (see ``attach_ledger``)."""
+    return provider is not None and provider in _private
 
 
 def install_default_ledger(environ: Mapping[str, str] | None = None) -> Any:

@@ -157,6 +157,35 @@ def test_the_apps_own_provider_keeps_its_exporter_and_gains_the_ledger(tmp_path:
     assert sorted(kind for kind, _ in rows) == ["call", "run"]
 
 
+def test_an_app_that_configures_opentelemetry_after_instrument_keeps_its_provider(tmp_path: Path) -> None:
+    """instrument() before the app's own OpenTelemetry setup: the app's set_tracer_provider is
+    honoured (spendfuse never claims the global provider), its exporter sees spendfuse's spans from
+    then on, and the ledger records runs before and after."""
+    ledger = tmp_path / "ledger.db"
+    program = _program(tmp_path, """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        spendfuse.instrument()
+        one_run("before-setup")
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        print("global is the app's:", trace.get_tracer_provider() is provider)
+        one_run("after-setup")
+        spendfuse.flush()
+        print(sorted({s.attributes.get("spendfuse.run.id") for s in exporter.get_finished_spans()}))
+    """)
+    result = run_python(str(program), env=clean_env(ledger))
+    assert result.returncode == 0, result.stderr
+    assert "Overriding of current TracerProvider is not allowed" not in result.stderr
+    assert result.stdout.splitlines() == ["global is the app's: True", "['after-setup']"]
+    assert sorted(kind for kind, _ in _rows(ledger, "before-setup")) == ["call", "run"]
+    assert sorted(kind for kind, _ in _rows(ledger, "after-setup")) == ["call", "run"]
+
+
 def test_opentelemetry_instrument_records_to_the_ledger(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.db"
     program = _program(tmp_path, """
