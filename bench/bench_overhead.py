@@ -131,11 +131,15 @@ def interpreter(mode: str) -> tuple[str | None, str | None]:
 
 
 def run_worker(spec: dict[str, Any], python: str = sys.executable, timeout: float = 1800) -> dict[str, Any]:
+    # The local ledger is off: every mode exports to the same no-op exporters, so only the
+    # instrumentation differs (the ledger is one more exporter, a cost of its own, not of the call path).
+    env = {**os.environ, "SPENDFUSE_LEDGER": "off"}
     completed = subprocess.run(
         [python, str(BENCH / "overhead_worker.py"), json.dumps(spec)],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
     if completed.returncode != 0 or not completed.stdout.strip():
         raise RuntimeError(

@@ -91,22 +91,25 @@ def attach_ledger(configured: str | None, tracer_provider: Any = None,
             log.warning("spendfuse: the tracer provider given to instrument() is not an SDK TracerProvider; "
                         "the local ledger cannot record from it")
             return tracer_provider
-        target = TracerProvider(
-            resource=Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", "spendfuse-agent")})
-        )
-        _private.add(target)
+        with _lock:
+            # One per ledger file for the process: instrument() may run many times (each would
+            # otherwise start another batch processor thread writing the same file).
+            target = _private.get(path)
+            if target is None:
+                resource = Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", "spendfuse-agent")})
+                target = _private[path] = TracerProvider(resource=resource)
         tracer_provider = target
     ledger_processor(target, path, retention=retention_days(environ))
     return tracer_provider
 
 
 # Providers spendfuse made for the ledger alone, while the application had none of its own.
-_private: weakref.WeakSet[Any] = weakref.WeakSet()
+_private: dict[Path, TracerProvider] = {}
 
 
 def is_private(provider: Any) -> bool:
     """Whether ``provider`` is one spendfuse made for the ledger (see ``attach_ledger``)."""
-    return provider is not None and provider in _private
+    return provider is not None and any(provider is made for made in list(_private.values()))
 
 
 def install_default_ledger(environ: Mapping[str, str] | None = None) -> Any:

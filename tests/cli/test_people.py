@@ -157,6 +157,23 @@ def test_the_apps_own_provider_keeps_its_exporter_and_gains_the_ledger(tmp_path:
     assert sorted(kind for kind, _ in rows) == ["call", "run"]
 
 
+def test_instrument_again_and_again_keeps_one_ledger_writer(tmp_path: Path) -> None:
+    """Each instrument() re-applies settings; without an SDK provider it must not start another
+    batch span processor (a thread each) writing the same ledger."""
+    ledger = tmp_path / "ledger.db"
+    program = _program(tmp_path, """
+        import threading
+        for budget in (0.5, 1.0, 2.0, 3.0, 4.0):
+            spendfuse.instrument(run_budget=spendfuse.Budget(usd=budget))
+        one_run("again")
+        print(sum(1 for t in threading.enumerate() if t.name.startswith("OtelBatchSpan")))
+    """)
+    result = run_python(str(program), env=clean_env(ledger))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["1"]
+    assert sorted(kind for kind, _ in _rows(ledger, "again")) == ["call", "run"]
+
+
 def test_an_app_that_configures_opentelemetry_after_instrument_keeps_its_provider(tmp_path: Path) -> None:
     """instrument() before the app's own OpenTelemetry setup: the app's set_tracer_provider is
     honoured (spendfuse never claims the global provider), its exporter sees spendfuse's spans from
