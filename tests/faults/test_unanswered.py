@@ -11,7 +11,9 @@ answered with an error status generated nothing and costs nothing.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -20,7 +22,10 @@ import openai
 import pytest
 
 import spendfuse
-from spendfuse.testing import FakeProvider, FakeServer, FakeUsage, Reply
+from spendfuse import runtime
+from spendfuse.config.settings import load_settings
+from spendfuse.errors import ConfigError
+from spendfuse.testing import FakeProvider, FakeServer, FakeUsage, Reply, clients
 
 from ._calls import SpanTracker, attributes_of, micros
 
@@ -156,3 +161,247 @@ def test_a_connection_that_never_opened_is_not_charged(
     with spendfuse.run("offline", budget=spendfuse.Budget(usd=5)) as run, pytest.raises(openai.APIConnectionError):
         gpt_call(client)
     assert (run.spent.turns, run.spent.usd_micros) == (1, 0)
+    # Three attempts, each admitted and released: nothing left in flight, nothing estimated.
+    assert (run.balance.flight_usd, run.balance.flight_turns, run.balance.flight_tokens) == (0, 0, 0)
+    attributes = attributes_of(tracker.chat_ended()[-1])
+    assert attributes["spendfuse.attempts"] == 3
+    assert "spendfuse.usage.estimated" not in attributes
+
+
+# -- every scope: the user's window in the store, both SDKs, streams -------------------------------
+
+USER = "retried-user"
+
+
+def user_usage(user: str = USER) -> Any:
+    """The user's window in the configured store (the breaker's own scope key for the window)."""
+    active = runtime.current()
+    assert active is not None
+    scope = active.breaker._scopes.get(user, time.time())
+    assert scope is not None
+    return active.breaker.store.usage(scope.key, time.time())
+
+
+def store_url(kind: str, tmp_path: Path) -> str:
+    return "memory://" if kind == "memory" else f"sqlite:///{tmp_path}/budgets.db"
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_the_user_window_holds_no_lease_and_exact_spend_after_retries(
+    kind: str, tmp_path: Path, server: FakeServer, instrument: Any, tracker: SpanTracker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    no_backoff(monkeypatch)
+    instrument(user_budget={"usd": 100, "window": "1d"}, store=store_url(kind, tmp_path))
+    client = server.openai_client(timeout=TIMEOUT, max_retries=2)
+    with spendfuse.run("window", user_id=USER, budget=spendfuse.Budget(usd=5)) as run, pytest.raises(
+        openai.APITimeoutError
+    ):
+        gpt_call(client)
+    assert server.provider.request_count == 3
+    reserved = reserved_per_attempt(tracker)
+    usage = user_usage()
+    # Three leases taken and each settled exactly once: nothing in flight, the money of three.
+    assert usage.leases == 0 and all(value == 0 for value in usage.in_flight.values()), usage
+    assert usage.spent["usd"] == run.spent.usd_micros == 3 * reserved
+    assert usage.spent["turns"] == run.spent.turns == 1
+    assert usage.spent["tokens"] == run.spent.tokens > 0
+    attributes = attributes_of(tracker.chat_ended()[-1])
+    assert run.spent.tokens == attributes["gen_ai.usage.input_tokens"] + attributes["gen_ai.usage.output_tokens"]
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_retry_the_user_window_no_longer_admits_is_refused(
+    kind: str, tmp_path: Path, server: FakeServer, instrument: Any, tracker: SpanTracker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    no_backoff(monkeypatch)
+    instrument(store=store_url(kind, tmp_path))
+    with spendfuse.run("probe"), pytest.raises(openai.APITimeoutError):
+        gpt_call(server.openai_client(timeout=TIMEOUT, max_retries=0))
+    reserved = reserved_per_attempt(tracker)
+    sent_before = server.provider.request_count
+    # Room in the user's window for one attempt and a half; the run itself has plenty.
+    instrument(user_budget={"usd": (reserved + reserved // 2) / 1_000_000, "window": "1d"},
+               store=store_url(kind, tmp_path))  # fmt: skip
+    client = server.openai_client(timeout=TIMEOUT, max_retries=3)
+    with spendfuse.run("window", user_id=USER, budget=spendfuse.Budget(usd=5)) as run, pytest.raises(
+        spendfuse.CostLimitExceeded
+    ) as caught:
+        gpt_call(client)
+    assert server.provider.request_count - sent_before == 1  # the retry never left
+    assert (caught.value.scope, caught.value.key) == ("user", USER)
+    usage = user_usage()
+    assert usage.leases == 0 and all(value == 0 for value in usage.in_flight.values()), usage
+    assert usage.spent["usd"] == run.spent.usd_micros == reserved
+    assert usage.spent["turns"] == run.spent.turns == 1
+    assert (run.balance.flight_usd, run.balance.flight_turns, run.balance.flight_tokens) == (0, 0, 0)
+
+
+def test_anthropic_timed_out_attempts_are_each_charged(
+    server: FakeServer, instrument: Any, tracker: SpanTracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_backoff(monkeypatch)
+    instrument(user_budget={"usd": 100})
+    client = server.anthropic_client(timeout=TIMEOUT, max_retries=1)
+    with spendfuse.run("claude", user_id=USER, budget=spendfuse.Budget(usd=5)) as run, pytest.raises(
+        anthropic.APITimeoutError
+    ):
+        client.messages.create(model=SONNET, max_tokens=256, messages=MESSAGES)
+    assert server.provider.request_count == 2
+    reserved = reserved_per_attempt(tracker)
+    attributes = attributes_of(tracker.chat_ended()[-1])
+    assert attributes["spendfuse.attempts"] == 2
+    assert run.spent.usd_micros == micros(attributes["spendfuse.cost.usd"]) == 2 * reserved
+    assert run.spent.turns == 1
+    usage = user_usage()
+    assert usage.leases == 0 and usage.spent["usd"] == 2 * reserved and usage.spent["turns"] == 1
+
+
+def test_async_anthropic_timed_out_attempts_are_each_charged(
+    server: FakeServer, instrument: Any, tracker: SpanTracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_backoff(monkeypatch)
+    instrument()
+
+    async def go() -> None:
+        client = server.async_anthropic_client(timeout=TIMEOUT, max_retries=2)
+        with pytest.raises(anthropic.APITimeoutError):
+            await client.messages.create(model=SONNET, max_tokens=256, messages=MESSAGES)
+
+    with spendfuse.run("async-claude", budget=spendfuse.Budget(usd=5)) as run:
+        asyncio.run(go())
+    assert server.provider.request_count == 3
+    assert run.spent.turns == 1
+    assert run.spent.usd_micros == 3 * reserved_per_attempt(tracker)
+
+
+@pytest.mark.parametrize("sdk", ["anthropic", "openai"])
+def test_a_stream_retried_after_a_529_costs_only_its_answer(
+    sdk: str, instrument: Any, tracker: SpanTracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_backoff(monkeypatch)
+    instrument(user_budget={"usd": 100})
+    fake = FakeProvider(usage=FakeUsage(1000, 200))
+    fake.enqueue(Reply.error(529), Reply.text("Sunny in Paris."))
+    with spendfuse.run("stream", user_id=USER, budget=spendfuse.Budget(usd=5)) as run:
+        if sdk == "anthropic":
+            stream: Any = fake.anthropic_client(max_retries=1).messages.create(
+                model=SONNET, max_tokens=256, messages=MESSAGES, stream=True
+            )
+        else:
+            stream = fake.openai_client(max_retries=1).chat.completions.create(
+                model=GPT, max_tokens=100, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+            )
+        for _ in stream:
+            pass
+    assert fake.request_count == 2
+    # claude-sonnet-4-5 $3/$15 per MTok, gpt-4.1 $2/$8: 1000 input and 200 output tokens, once.
+    expected = 1000 * 3 + 200 * 15 if sdk == "anthropic" else 1000 * 2 + 200 * 8
+    assert run.spent.usd_micros == expected and run.spent.turns == 1
+    attributes = attributes_of(tracker.chat_ended()[-1])
+    assert attributes["spendfuse.attempts"] == 2
+    assert attributes["spendfuse.stream.end"] == "complete"
+    assert micros(attributes["spendfuse.cost.usd"]) == expected
+    assert "spendfuse.usage.estimated" not in attributes
+    usage = user_usage()
+    assert usage.leases == 0 and usage.spent["usd"] == expected and usage.spent["turns"] == 1
+
+
+def test_a_refused_retry_is_recorded_on_the_call_span(
+    server: FakeServer, instrument: Any, tracker: SpanTracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_backoff(monkeypatch)
+    instrument()
+    with spendfuse.run("probe"), pytest.raises(openai.APITimeoutError):
+        gpt_call(server.openai_client(timeout=TIMEOUT, max_retries=0))
+    reserved = reserved_per_attempt(tracker)
+    budget = spendfuse.Budget(usd=(reserved + reserved // 2) / 1_000_000)
+    with spendfuse.run("tight", budget=budget) as run, pytest.raises(spendfuse.CostLimitExceeded):
+        gpt_call(server.openai_client(timeout=TIMEOUT, max_retries=2))
+    span = tracker.chat_ended()[-1]
+    attributes = attributes_of(span)
+    assert attributes["spendfuse.breaker.tripped"] is True
+    assert attributes["error.type"] == "CostLimitExceeded"
+    assert [event.name for event in span.events] == ["spendfuse.breaker.tripped"]
+    assert attributes["spendfuse.attempts"] == 1  # the refused retry was never sent
+    assert micros(attributes["spendfuse.cost.usd"]) == run.spent.usd_micros == reserved
+    assert attributes["spendfuse.usage.estimated"] is True
+    assert run.tripped is not None and tracker.open_spans() == []
+
+
+def test_a_retry_after_a_connection_that_never_opened_costs_only_its_answer(
+    instrument: Any, tracker: SpanTracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_backoff(monkeypatch)
+    instrument()
+    fake = FakeProvider(usage=FakeUsage(1000, 200))
+    answer = fake.transport()
+    attempts: list[int] = []
+
+    def refuse_once(request: httpx2.Request) -> httpx2.Response:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise httpx2.ConnectError("Connection refused", request=request)
+        return answer.handle_request(request)
+
+    client = clients.openai_client(max_retries=1, transport=httpx2.MockTransport(refuse_once))
+    with spendfuse.run("flaky", budget=spendfuse.Budget(usd=5)) as run:
+        gpt_call(client)
+    assert len(attempts) == 2 and fake.request_count == 1
+    assert run.spent.usd_micros == 1000 * 2 + 200 * 8 and run.spent.turns == 1
+    attributes = attributes_of(tracker.chat_ended()[-1])
+    assert attributes["spendfuse.attempts"] == 2
+    assert "spendfuse.usage.estimated" not in attributes
+
+
+def test_a_read_reset_retried_then_answered_charges_both(
+    instrument: Any, tracker: SpanTracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reset after the body left, then answered: the lost attempt at its reservation, plus the answer."""
+    no_backoff(monkeypatch)
+    instrument()
+    fake = FakeProvider(usage=FakeUsage(1000, 200))
+    answer = fake.transport()
+    attempts: list[int] = []
+
+    def reset_once(request: httpx2.Request) -> httpx2.Response:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise httpx2.ReadError("Connection reset by peer", request=request)
+        return answer.handle_request(request)
+
+    client = clients.openai_client(max_retries=1, transport=httpx2.MockTransport(reset_once))
+    with spendfuse.run("reset", budget=spendfuse.Budget(usd=5)) as run:
+        gpt_call(client)
+    reserved = reserved_per_attempt(tracker)
+    answered = 1000 * 2 + 200 * 8
+    assert run.spent.usd_micros == reserved + answered and run.spent.turns == 1
+    attributes = attributes_of(tracker.chat_ended()[-1])
+    assert (attributes["spendfuse.attempts"], attributes["spendfuse.usage.estimated"]) == (2, True)
+    assert micros(attributes["spendfuse.cost.usd"]) == reserved + answered
+    assert run.spent.tokens == attributes["gen_ai.usage.input_tokens"] + attributes["gen_ai.usage.output_tokens"]
+
+
+# -- the setting and the patch --------------------------------------------------------------------
+
+
+def test_the_unanswered_setting() -> None:
+    assert load_settings({}, environ={}).unanswered == "reserved"
+    assert load_settings({}, environ={"SPENDFUSE_UNANSWERED": "released"}).unanswered == "released"
+    assert load_settings({"unanswered": "reserved"}, environ={"SPENDFUSE_UNANSWERED": "released"}).unanswered == (
+        "reserved"
+    )
+    with pytest.raises(ConfigError, match=r"SPENDFUSE_UNANSWERED: 'refund' .*accepted: 'reserved' or 'released'"):
+        load_settings({}, environ={"SPENDFUSE_UNANSWERED": "refund"})
+    with pytest.raises(ConfigError, match=r"^unanswered: True .*accepted: 'reserved' or 'released'"):
+        load_settings({"unanswered": True}, environ={})
+
+
+def test_uninstrument_restores_the_retry_hook(instrument: Any) -> None:
+    classes = [getattr(module, name) for module in (anthropic._base_client, openai._base_client)
+               for name in ("SyncAPIClient", "AsyncAPIClient")]  # fmt: skip
+    instrument()
+    assert all(hasattr(vars(cls)["_sleep_for_retry"], "__wrapped__") for cls in classes)
+    spendfuse.uninstrument()
+    assert not any(hasattr(vars(cls)["_sleep_for_retry"], "__wrapped__") for cls in classes)
