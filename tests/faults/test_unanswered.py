@@ -405,3 +405,47 @@ def test_uninstrument_restores_the_retry_hook(instrument: Any) -> None:
     assert all(hasattr(vars(cls)["_sleep_for_retry"], "__wrapped__") for cls in classes)
     spendfuse.uninstrument()
     assert not any(hasattr(vars(cls)["_sleep_for_retry"], "__wrapped__") for cls in classes)
+
+
+def test_async_a_retry_after_a_connection_that_never_opened_costs_only_its_answer(
+    instrument: Any, tracker: SpanTracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The async clients' retry hook sees the exception the SDK caught, as the sync ones do."""
+    no_backoff(monkeypatch)
+    instrument()
+    fake = FakeProvider(usage=FakeUsage(1000, 200))
+    answer = fake.async_transport()
+    attempts: list[int] = []
+
+    async def refuse_once(request: httpx2.Request) -> httpx2.Response:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise httpx2.ConnectError("Connection refused", request=request)
+        return await answer.handle_async_request(request)
+
+    async def go() -> None:
+        client = clients.async_openai_client(max_retries=1, transport=httpx2.MockTransport(refuse_once))
+        await gpt_call(client)
+
+    with spendfuse.run("async-flaky", budget=spendfuse.Budget(usd=5)) as run:
+        asyncio.run(go())
+    assert len(attempts) == 2 and fake.request_count == 1
+    assert run.spent.usd_micros == 1000 * 2 + 200 * 8 and run.spent.turns == 1
+    assert attributes_of(tracker.chat_ended()[-1])["spendfuse.attempts"] == 2
+
+
+def test_a_retry_past_the_runs_clock_is_refused(
+    server: FakeServer, instrument: Any, tracker: SpanTracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's wall clock runs out while the SDK waits for a slow provider: no further attempt."""
+    no_backoff(monkeypatch)
+    instrument()
+    client = server.openai_client(timeout=TIMEOUT, max_retries=5)
+    with spendfuse.run("clock", budget=spendfuse.Budget(seconds=TIMEOUT / 2)) as run, pytest.raises(
+        spendfuse.BudgetExceeded
+    ) as caught:
+        gpt_call(client)
+    assert caught.value.limit == "seconds"
+    assert server.provider.request_count == 1
+    assert run.spent.turns == 1 and run.spent.usd_micros == reserved_per_attempt(tracker)
+    assert (run.balance.flight_usd, run.balance.flight_turns, run.balance.flight_tokens) == (0, 0, 0)

@@ -23,6 +23,7 @@ import time
 from typing import TYPE_CHECKING, NamedTuple
 
 from spendfuse.budgets import critical, stores
+from spendfuse.budgets.breaker.checks import past_run_limit
 from spendfuse.budgets.breaker.leases import lease_ids
 from spendfuse.budgets.breaker.request import Admission, CallRequest, Denied, SpanLike
 from spendfuse.budgets.usage import TokenUsage
@@ -74,6 +75,9 @@ def readmit(
     now = time.time()
     user: UserScope | None = None
     try:
+        past = past_run_limit(chain) if chain else None
+        if past is not None:  # the run's clock ran out while the SDK retried: a hard stop
+            breaker._refuse_past(past, request, previous.run, span)  # raises unless approved
         if denied is None:
             user, denied = _user_window(breaker, previous, following, charge, now)
             if denied is not None:
