@@ -11,13 +11,13 @@ answered with an error status generated nothing and costs nothing.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anthropic
-import httpx2
 import openai
 import pytest
 
@@ -26,6 +26,7 @@ from spendfuse import runtime
 from spendfuse.config.settings import load_settings
 from spendfuse.errors import ConfigError
 from spendfuse.testing import FakeProvider, FakeServer, FakeUsage, Reply, clients
+from spendfuse.testing.clients import uses_httpx2
 
 from ._calls import SpanTracker, attributes_of, micros
 
@@ -34,6 +35,12 @@ SONNET = "claude-sonnet-4-5"
 MESSAGES = [{"role": "user", "content": "Summarize the ticket."}]
 LATENCY = 0.4  # the provider's think time; the client gives up after TIMEOUT
 TIMEOUT = 0.05
+# The SDK release's own HTTP package: httpx2, or the original httpx before the switch (oldest.lock).
+http: Any = importlib.import_module("httpx2" if uses_httpx2("openai") else "httpx")
+
+
+def sdk_transport(fake: FakeProvider) -> Any:
+    return fake.transport() if uses_httpx2("openai") else fake.httpx_transport()
 
 
 @pytest.fixture
@@ -153,11 +160,11 @@ def test_a_connection_that_never_opened_is_not_charged(
     no_backoff(monkeypatch)
     instrument()
 
-    def refuse(request: httpx2.Request) -> httpx2.Response:
-        raise httpx2.ConnectError("Connection refused", request=request)
+    def refuse(request: Any) -> Any:
+        raise http.ConnectError("Connection refused", request=request)
 
     client = openai.OpenAI(api_key="k", base_url="http://fake.invalid/v1", max_retries=2,
-                           http_client=httpx2.Client(transport=httpx2.MockTransport(refuse)))  # fmt: skip
+                           http_client=http.Client(transport=http.MockTransport(refuse)))  # fmt: skip
     with spendfuse.run("offline", budget=spendfuse.Budget(usd=5)) as run, pytest.raises(openai.APIConnectionError):
         gpt_call(client)
     assert (run.spent.turns, run.spent.usd_micros) == (1, 0)
@@ -336,16 +343,16 @@ def test_a_retry_after_a_connection_that_never_opened_costs_only_its_answer(
     no_backoff(monkeypatch)
     instrument()
     fake = FakeProvider(usage=FakeUsage(1000, 200))
-    answer = fake.transport()
+    answer = sdk_transport(fake)
     attempts: list[int] = []
 
-    def refuse_once(request: httpx2.Request) -> httpx2.Response:
+    def refuse_once(request: Any) -> Any:
         attempts.append(1)
         if len(attempts) == 1:
-            raise httpx2.ConnectError("Connection refused", request=request)
+            raise http.ConnectError("Connection refused", request=request)
         return answer.handle_request(request)
 
-    client = clients.openai_client(max_retries=1, transport=httpx2.MockTransport(refuse_once))
+    client = clients.openai_client(max_retries=1, transport=http.MockTransport(refuse_once))
     with spendfuse.run("flaky", budget=spendfuse.Budget(usd=5)) as run:
         gpt_call(client)
     assert len(attempts) == 2 and fake.request_count == 1
@@ -362,16 +369,16 @@ def test_a_read_reset_retried_then_answered_charges_both(
     no_backoff(monkeypatch)
     instrument()
     fake = FakeProvider(usage=FakeUsage(1000, 200))
-    answer = fake.transport()
+    answer = sdk_transport(fake)
     attempts: list[int] = []
 
-    def reset_once(request: httpx2.Request) -> httpx2.Response:
+    def reset_once(request: Any) -> Any:
         attempts.append(1)
         if len(attempts) == 1:
-            raise httpx2.ReadError("Connection reset by peer", request=request)
+            raise http.ReadError("Connection reset by peer", request=request)
         return answer.handle_request(request)
 
-    client = clients.openai_client(max_retries=1, transport=httpx2.MockTransport(reset_once))
+    client = clients.openai_client(max_retries=1, transport=http.MockTransport(reset_once))
     with spendfuse.run("reset", budget=spendfuse.Budget(usd=5)) as run:
         gpt_call(client)
     reserved = reserved_per_attempt(tracker)
@@ -414,17 +421,17 @@ def test_async_a_retry_after_a_connection_that_never_opened_costs_only_its_answe
     no_backoff(monkeypatch)
     instrument()
     fake = FakeProvider(usage=FakeUsage(1000, 200))
-    answer = fake.async_transport()
+    answer = fake.async_transport() if uses_httpx2("openai") else fake.httpx_transport()
     attempts: list[int] = []
 
-    async def refuse_once(request: httpx2.Request) -> httpx2.Response:
+    async def refuse_once(request: Any) -> Any:
         attempts.append(1)
         if len(attempts) == 1:
-            raise httpx2.ConnectError("Connection refused", request=request)
+            raise http.ConnectError("Connection refused", request=request)
         return await answer.handle_async_request(request)
 
     async def go() -> None:
-        client = clients.async_openai_client(max_retries=1, transport=httpx2.MockTransport(refuse_once))
+        client = clients.async_openai_client(max_retries=1, transport=http.MockTransport(refuse_once))
         await gpt_call(client)
 
     with spendfuse.run("async-flaky", budget=spendfuse.Budget(usd=5)) as run:
