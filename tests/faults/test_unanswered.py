@@ -189,17 +189,35 @@ def user_usage(user: str = USER) -> Any:
     return active.breaker.store.usage(scope.key, time.time())
 
 
-def store_url(kind: str, tmp_path: Path) -> str:
-    return "memory://" if kind == "memory" else f"sqlite:///{tmp_path}/budgets.db"
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from stores._redis_server import RedisServer, require_redis_server
+
+    server = RedisServer(require_redis_server(), tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    kind = request.param
+    if kind == "memory":
+        return "memory://"
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path}/budgets.db"
+    server = request.getfixturevalue("redis_server")
+    server.flush()
+    url: str = server.url
+    return url
+
+
 def test_the_user_window_holds_no_lease_and_exact_spend_after_retries(
-    kind: str, tmp_path: Path, server: FakeServer, instrument: Any, tracker: SpanTracker,
+    store_url: str, server: FakeServer, instrument: Any, tracker: SpanTracker,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     no_backoff(monkeypatch)
-    instrument(user_budget={"usd": 100, "window": "1d"}, store=store_url(kind, tmp_path))
+    instrument(user_budget={"usd": 100, "window": "1d"}, store=store_url)
     client = server.openai_client(timeout=TIMEOUT, max_retries=2)
     with spendfuse.run("window", user_id=USER, budget=spendfuse.Budget(usd=5)) as run, pytest.raises(
         openai.APITimeoutError
@@ -217,20 +235,19 @@ def test_the_user_window_holds_no_lease_and_exact_spend_after_retries(
     assert run.spent.tokens == attributes["gen_ai.usage.input_tokens"] + attributes["gen_ai.usage.output_tokens"]
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_a_retry_the_user_window_no_longer_admits_is_refused(
-    kind: str, tmp_path: Path, server: FakeServer, instrument: Any, tracker: SpanTracker,
+    store_url: str, server: FakeServer, instrument: Any, tracker: SpanTracker,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     no_backoff(monkeypatch)
-    instrument(store=store_url(kind, tmp_path))
+    instrument(store=store_url)
     with spendfuse.run("probe"), pytest.raises(openai.APITimeoutError):
         gpt_call(server.openai_client(timeout=TIMEOUT, max_retries=0))
     reserved = reserved_per_attempt(tracker)
     sent_before = server.provider.request_count
     # Room in the user's window for one attempt and a half; the run itself has plenty.
     instrument(user_budget={"usd": (reserved + reserved // 2) / 1_000_000, "window": "1d"},
-               store=store_url(kind, tmp_path))  # fmt: skip
+               store=store_url)  # fmt: skip
     client = server.openai_client(timeout=TIMEOUT, max_retries=3)
     with spendfuse.run("window", user_id=USER, budget=spendfuse.Budget(usd=5)) as run, pytest.raises(
         spendfuse.CostLimitExceeded
