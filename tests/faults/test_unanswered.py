@@ -473,3 +473,60 @@ def test_a_retry_past_the_runs_clock_is_refused(
     assert server.provider.request_count == 1
     assert run.spent.turns == 1 and run.spent.usd_micros == reserved_per_attempt(tracker)
     assert (run.balance.flight_usd, run.balance.flight_turns, run.balance.flight_tokens) == (0, 0, 0)
+
+
+def test_a_retry_after_an_error_status_fits_where_its_released_attempt_was(
+    store_url: str, instrument: Any, tracker: SpanTracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Budgets with room for exactly one attempt: the 529'd attempt is released, so its retry fits.
+
+    The retry's check counts the balances as they are once the failed attempt is closed (in the
+    store, its lease is still in flight while the next one is taken): it must not see both."""
+    no_backoff(monkeypatch)
+    instrument(store=store_url)
+    probe = FakeProvider(usage=FakeUsage(1000, 200))
+    with spendfuse.run("probe"):
+        probe.anthropic_client().messages.create(model=SONNET, max_tokens=256, messages=MESSAGES)
+    reserved = reserved_per_attempt(tracker)
+    exactly_one = reserved / 1_000_000
+    instrument(user_budget={"usd": exactly_one, "window": "1d"}, store=store_url)
+    fake = FakeProvider(usage=FakeUsage(1000, 200))
+    fake.enqueue(Reply.error(529), Reply.text("Sunny."))
+    with spendfuse.run("exact", user_id=USER, budget=spendfuse.Budget(usd=exactly_one)) as run:
+        fake.anthropic_client(max_retries=1).messages.create(model=SONNET, max_tokens=256, messages=MESSAGES)
+    assert fake.request_count == 2
+    answered = 1000 * 3 + 200 * 15
+    assert run.spent.usd_micros == answered and run.spent.turns == 1
+    usage = user_usage()
+    assert usage.leases == 0 and usage.spent["usd"] == answered and usage.spent["turns"] == 1
+
+
+def test_an_approved_retry_overrun_is_reserved_and_settled(
+    server: FakeServer, instrument: Any, tracker: SpanTracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """on_exceeded approves the retries that no longer fit: they are sent, charged, and settled."""
+    no_backoff(monkeypatch)
+    instrument()
+    with spendfuse.run("probe"), pytest.raises(openai.APITimeoutError):
+        gpt_call(server.openai_client(timeout=TIMEOUT, max_retries=0))
+    reserved = reserved_per_attempt(tracker)
+    approvals: list[spendfuse.BudgetExceeded] = []
+
+    def approve(error: spendfuse.BudgetExceeded) -> bool:
+        approvals.append(error)
+        return True
+
+    limit = (reserved + reserved // 2) / 1_000_000
+    instrument(user_budget={"usd": limit, "window": "1d"}, on_exceeded=approve)
+    sent_before = server.provider.request_count
+    with spendfuse.run("approved", user_id=USER, budget=spendfuse.Budget(usd=5)) as run, pytest.raises(
+        openai.APITimeoutError
+    ):
+        gpt_call(server.openai_client(timeout=TIMEOUT, max_retries=2))
+    assert server.provider.request_count - sent_before == 3
+    assert [error.scope for error in approvals] == ["user", "user"]
+    assert run.spent.usd_micros == 3 * reserved and run.spent.turns == 1
+    assert (run.balance.flight_usd, run.balance.flight_turns, run.balance.flight_tokens) == (0, 0, 0)
+    usage = user_usage()
+    assert usage.leases == 0 and usage.spent["usd"] == 3 * reserved and usage.spent["turns"] == 1
+    assert attributes_of(tracker.chat_ended()[-1])["spendfuse.breaker.approved"] is True
