@@ -27,7 +27,9 @@ class Answer(NamedTuple):
     usage: TokenUsage | None  # as reported by the provider
     output_seen: int  # output tokens estimated from what was received (streams cut short)
     complete: bool  # the response or stream was read to its end
-    reason: str  # "complete", "error", "unreadable", "abandoned", "closed", "cancelled"
+    # "complete", "error", "unreadable", "abandoned", "closed", "cancelled", "unanswered" (sent,
+    # no answer: charged at the reservation), "refused" (a retry the budget no longer admitted)
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,40 @@ class Settlement:
     cost: int | None  # micro-dollars; None: the model has no known price
     estimated: bool  # usage is an estimate, not the provider's report
     reason: str
+
+
+UNANSWERED = "unanswered"
+
+
+def unanswered_usage(input_estimate: int, admission: Admission | None) -> TokenUsage:
+    """What a request sent but never answered may have been billed: its worst case, as reserved."""
+    return TokenUsage(input_tokens=input_estimate, output_tokens=admission.max_output if admission else 0)
+
+
+def unanswered_charge(
+    prices: PriceBook, request: CallRequest, admission: Admission | None, memo: PrefixMemo | None
+) -> tuple[TokenUsage, int | None]:
+    """The charge of one attempt that was sent and got no answer: its reservation, usd and tokens.
+
+    The reserved amount itself, not the usage re-priced, so that what is charged is exactly what
+    was held (cache-write and tiered prices included). A call admitted without a reservation
+    (telemetry only) has its worst case computed here; ``None``: the model has no known price.
+    """
+    input_estimate = admission.input_estimate if admission is not None else -1
+    if input_estimate < 0:
+        input_estimate = estimate_input_tokens(request.provider, request.api, request.model, request.body, memo)
+    usage = unanswered_usage(input_estimate, admission)
+    rates = admission.rates if admission is not None else prices.rates(
+        request.provider, request.model, service_tier=request.service_tier, speed=request.speed
+    )
+    if rates is None:
+        return usage, None
+    if admission is not None and admission.input_estimate >= 0:
+        return usage, admission.reserved_usd
+    return usage, prices.worst_case_micros(
+        rates, input_tokens=usage.input_tokens, max_output_tokens=usage.output_tokens,
+        cache_write=request.cache_write, cache_write_1h=request.cache_write_1h,
+    )  # fmt: skip
 
 
 def settled_usage(
@@ -48,6 +84,8 @@ def settled_usage(
         # usage makes it here.
         input_estimate = estimate_input_tokens(request.provider, request.api, request.model, request.body, memo)
     if not answer.answered:
+        if answer.reason == UNANSWERED:
+            return unanswered_usage(input_estimate, admission), True
         if answer.reason == "unreadable" and admission is not None:
             # A body we could not read may still have been billed in full: charge the worst case.
             return TokenUsage(input_tokens=input_estimate, output_tokens=admission.max_output), True
@@ -80,6 +118,11 @@ def settle(
 
     OpenAI's reasoning tokens are part of its output tokens: they are never priced on their own.
     """
+    if answer.reason == UNANSWERED:
+        charged, charge = unanswered_charge(prices, request, admission, memo)
+        if admission is not None:
+            breaker.settle(admission, charged, charge)
+        return Settlement(charged, charge, True, answer.reason)
     usage, estimated = settled_usage(request, admission, answer, memo)
     rates = admission.rates if admission is not None else prices.rates(
         request.provider, request.model, service_tier=request.service_tier, speed=request.speed

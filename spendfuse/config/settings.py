@@ -29,6 +29,8 @@ CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
+UNANSWERED_POLICIES = ("reserved", "released")
+
 STORE_SCHEMES = frozenset({"memory", "sqlite", "redis", "rediss", "redis+sentinel"})
 
 OnExceeded = Callable[[BudgetExceeded], bool]
@@ -56,6 +58,9 @@ class Settings:
     grafana_url: str | None = None
     ledger: str | None = None
     disable_frameworks: frozenset[str] = frozenset()  # spendfuse.frameworks adapters turned off
+    # A request sent but never answered (timeout, reset after the body left): "reserved" charges it
+    # at its reservation (the provider may have billed it), "released" charges nothing.
+    unanswered: str = "reserved"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -109,6 +114,12 @@ def _coerce(key: str, name: str, value: Any) -> Any:
     if name == "store_failure":
         if value not in ("closed", "open"):
             raise ConfigError(f"{key}: {value!r} is not a policy; accepted: 'closed' or 'open'")
+        return value
+    if name == "unanswered":
+        if isinstance(value, str):
+            value = value.strip().lower()
+        if value not in UNANSWERED_POLICIES:
+            raise ConfigError(f"{key}: {shown(value)} is not a policy; accepted: 'reserved' or 'released'")
         return value
     if name == "store_timeout":
         return _number(key, value, low=0.001, high=60)

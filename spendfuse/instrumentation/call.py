@@ -23,8 +23,10 @@ from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
 from spendfuse._log import log_internal_error
 from spendfuse.budgets.breaker import Admission, CallRequest
-from spendfuse.budgets.settlement import Answer, Settlement, settle
+from spendfuse.budgets.settlement import UNANSWERED, Answer, Settlement, settle, unanswered_charge
+from spendfuse.budgets.usage import TokenUsage
 from spendfuse.errors import BudgetExceeded, BudgetStoreUnavailable, UnpricedModelError
+from spendfuse.instrumentation import attempts
 from spendfuse.instrumentation.provider import Provider
 from spendfuse.instrumentation.records import RequestInfo, ResponseInfo, get
 from spendfuse.instrumentation.request import sent_body, write_max_tokens
@@ -144,11 +146,13 @@ class ModelCall:
     """State of one admitted call. ``finish`` runs exactly once, whatever path ends the call."""
 
     __slots__ = (
+        "_charged",
         "_done",
         "_first_chunk_at",
         "_lock",
         "admission",
         "api",
+        "attempts",
         "call_request",
         "provider",
         "request",
@@ -182,6 +186,9 @@ class ModelCall:
         self.started = time.perf_counter()
         self._first_chunk_at: float | None = None
         self._done = False
+        self.attempts = 1  # requests sent for this call: the SDK's retries included
+        # What the attempts before the current one were charged (sent, never answered), or None.
+        self._charged: Settlement | None = None
         self._lock = threading.Lock()
 
     # -- admission outcomes ----------------------------------------------------------------
@@ -236,6 +243,43 @@ class ModelCall:
         except Exception:
             log_internal_error("leaving a call span")
 
+    # -- the SDK's retries (see ``attempts``) -----------------------------------------------
+
+    def retrying(self, outcome: str) -> None:
+        """The SDK is about to retry: close the attempt that failed (``outcome``), admit the next.
+
+        An attempt answered with an error status, or never sent, costs nothing; one sent and never
+        answered is charged at its reservation unless ``unanswered="released"``. Raises
+        ``BudgetExceeded`` when the next attempt no longer fits (the call is then over: the span is
+        ended by ``on_error``, which the exception reaches through the SDK and the shell).
+        """
+        usage: TokenUsage | None = None
+        cost: int | None = 0
+        previous = self.admission
+        try:
+            if outcome == attempts.UNANSWERED and self.runtime.settings.unanswered == "reserved":
+                memo = self.run.memo if self.run is not None else None
+                usage, cost = unanswered_charge(self.runtime.prices, self.call_request, previous, memo)
+        except Exception:
+            log_internal_error("pricing an unanswered attempt")
+            usage, cost = None, 0
+        try:
+            if previous is not None:
+                self.admission = self.runtime.breaker.readmit(self.call_request, previous, usage, cost, self.span)
+        except DELIBERATE:
+            self.admission = None  # closed by the breaker, turn included
+            self._charge(usage, cost)
+            raise
+        except Exception:
+            log_internal_error("admitting a retry")
+        self._charge(usage, cost)
+        self.attempts += 1
+
+    def _charge(self, usage: TokenUsage | None, cost: int | None) -> None:
+        if usage is None:
+            return
+        self._charged = _add(self._charged, Settlement(usage, cost, True, UNANSWERED))
+
     # -- results ---------------------------------------------------------------------------
 
     def on_result(self, result: Any) -> Any:
@@ -275,13 +319,24 @@ class ModelCall:
         return watch_raw_response(response, self)
 
     def on_error(self, error: BaseException) -> None:
-        """The SDK raised before returning: the call was dispatched but nothing was billed.
+        """The SDK raised before returning: the call was dispatched but nothing was billed --
 
-        Except a bare ``JSONDecodeError``: the SDKs parse error bodies leniently, so it means a
+        unless the last attempt was sent and never answered (a read timeout, a connection reset
+        after the body left): that one stays charged at its reservation, an estimate, unless
+        ``unanswered="released"``. A request that never left (connection refused) costs nothing.
+        And a bare ``JSONDecodeError``: the SDKs parse error bodies leniently, so it means a
         success body they could not read. It was billed all the same, as an unreadable raw body is
         (see ``_raw``): the reserved worst case is charged rather than nothing.
         """
-        reason = "unreadable" if isinstance(error, json.JSONDecodeError) else "error"
+        if isinstance(error, json.JSONDecodeError):
+            reason = "unreadable"
+        elif isinstance(error, DELIBERATE):  # a retry the budget refused: already closed
+            reason = "refused"
+        elif attempts.failure(error) == attempts.UNANSWERED and self.runtime.settings.unanswered == "reserved":
+            # The last attempt was sent and never answered: the provider may have billed it.
+            reason = UNANSWERED
+        else:
+            reason = "error"
         self.finish(None, complete=False, error=error, reason=reason)
 
     def first_chunk(self) -> None:
@@ -327,6 +382,11 @@ class ModelCall:
             log_internal_error("settling a call")
         # The span ends and the measurements are recorded even when settling failed.
         try:
+            if self._charged is not None:
+                # The call's cost is every attempt's: the unanswered ones' charges are on the
+                # balances already, and on the span and the cost metric they add to the last one.
+                settlement = _add(self._charged, settlement)
+            self.span.set_attribute(names.ATTEMPTS, self.attempts)
             calls = runtime.calls
             calls.end(self.span, info, settlement, stream=self.stream, error=error)
             first = self._first_chunk_at
@@ -339,3 +399,20 @@ class ModelCall:
             )  # fmt: skip
         except Exception:
             log_internal_error("ending a call span")
+
+
+def _add(charged: Settlement | None, last: Settlement | None) -> Settlement | None:
+    """Two parts of one call's cost, as one settlement (unknown when either part is)."""
+    if charged is None or last is None:
+        return last if charged is None else charged
+    usage = charged.usage
+    if last.usage is not None:
+        usage = last.usage if usage is None else TokenUsage(
+            input_tokens=usage.input_tokens + last.usage.input_tokens,
+            output_tokens=usage.output_tokens + last.usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens + last.usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens + last.usage.cache_write_tokens,
+            cache_write_1h_tokens=usage.cache_write_1h_tokens + last.usage.cache_write_1h_tokens,
+        )
+    cost = None if charged.cost is None or last.cost is None else charged.cost + last.cost
+    return Settlement(usage, cost, charged.estimated or last.estimated, last.reason)

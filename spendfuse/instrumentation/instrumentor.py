@@ -32,6 +32,7 @@ from spendfuse.budgets.stores import open_store
 from spendfuse.config.settings import Settings, load_settings
 from spendfuse.instrumentation import anthropic as anthropic_provider
 from spendfuse.instrumentation import openai as openai_provider
+from spendfuse.instrumentation.attempts import sleep_wrapper
 from spendfuse.instrumentation.provider import Sdk
 from spendfuse.instrumentation.wrappers import async_wrapper, sync_wrapper
 from spendfuse.ledger.install import attach_ledger, is_private
@@ -41,6 +42,9 @@ from spendfuse.telemetry.instruments import Instruments
 from spendfuse.telemetry.stamping import RunStampingProcessor
 
 SDKS: tuple[Sdk, ...] = (anthropic_provider.SDK, openai_provider.SDK)
+
+_RETRY_HOOK = "_sleep_for_retry"  # called by both SDKs before every retry
+_RETRYING_CLASSES = ("SyncAPIClient", "AsyncAPIClient")
 
 _lock = threading.RLock()
 _patched: dict[str, ModuleType] = {}  # SDK base-client module name -> module, while patched
@@ -58,6 +62,10 @@ def _patch_sdk(spec: Sdk, base_client: ModuleType, suppress_sdk_spans: bool) -> 
         provider = spec.provider()
         wrapt.wrap_function_wrapper(base_client, "SyncAPIClient.request", sync_wrapper(provider))
         wrapt.wrap_function_wrapper(base_client, "AsyncAPIClient.request", async_wrapper(provider))
+        # The SDK's own retries: every attempt is admitted again before it is sent (see attempts).
+        for client_class in _RETRYING_CLASSES:
+            if hasattr(getattr(base_client, client_class, None), _RETRY_HOOK):
+                wrapt.wrap_function_wrapper(base_client, f"{client_class}.{_RETRY_HOOK}", sleep_wrapper)
         _patched[spec.base_client_module] = base_client
         base: Any = getattr(base_client, "BaseClient", None)
         tracer_property = getattr(base, "_tracer", None)
@@ -74,6 +82,8 @@ def _unpatch_all() -> None:
         for name, base_client in list(_patched.items()):
             unwrap(base_client.SyncAPIClient, "request")
             unwrap(base_client.AsyncAPIClient, "request")
+            for client_class in _RETRYING_CLASSES:
+                unwrap(getattr(base_client, client_class, None), _RETRY_HOOK)
             saved = _saved_sdk_tracer.pop(name, None)
             if saved is not None:
                 base_client.BaseClient._tracer = saved

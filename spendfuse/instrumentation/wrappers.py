@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from spendfuse import runtime
+from spendfuse.instrumentation.attempts import CURRENT_CALL
 from spendfuse.instrumentation.call import begin
 from spendfuse.instrumentation.provider import Provider
 
@@ -33,15 +34,18 @@ def sync_wrapper(provider: Provider) -> Wrapper:
         if call is None:
             return wrapped(*args, **kwargs)
         token = _IN_CALL.set(True)
+        call_token = CURRENT_CALL.set(call)  # for the SDK's retries (see ``attempts``)
         span_token = call.enter()
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as error:
             call.leave(span_token)
+            CURRENT_CALL.reset(call_token)
             _IN_CALL.reset(token)
             call.on_error(error)
             raise
         call.leave(span_token)
+        CURRENT_CALL.reset(call_token)
         _IN_CALL.reset(token)
         return call.on_result(result)
 
@@ -60,15 +64,18 @@ def async_wrapper(provider: Provider) -> Wrapper:
             if call is None:
                 return await wrapped(*args, **kwargs)
             token = _IN_CALL.set(True)
+            call_token = CURRENT_CALL.set(call)  # for the SDK's retries (see ``attempts``)
             span_token = call.enter()
             try:
                 result = await wrapped(*args, **kwargs)
             except BaseException as error:
                 call.leave(span_token)
+                CURRENT_CALL.reset(call_token)
                 _IN_CALL.reset(token)
                 call.on_error(error)
                 raise
             call.leave(span_token)
+            CURRENT_CALL.reset(call_token)
             _IN_CALL.reset(token)
             return call.on_result(result)
 

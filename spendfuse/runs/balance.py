@@ -54,13 +54,18 @@ class Balance:
         self.flight_turns -= turns
         self.flight_tokens -= tokens
 
-    def settle(self, reserved_usd: int, reserved_tokens: int, usage: TokenUsage | None, cost: int | None) -> None:
+    def settle(
+        self, reserved_usd: int, reserved_tokens: int, usage: TokenUsage | None, cost: int | None, turns: int = 1
+    ) -> None:
         """Replace one call's reservation (one turn) by what it used; ``usage`` None: nothing billed,
-        ``cost`` None: billed at a price nobody knows (counted, never taken as $0 silently)."""
+        ``cost`` None: billed at a price nobody knows (counted, never taken as $0 silently).
+
+        ``turns=0`` closes one attempt of a call the SDK retries: its money is settled while the
+        call's turn stays in flight until the call itself ends."""
         self.flight_usd -= reserved_usd
-        self.flight_turns -= 1
+        self.flight_turns -= turns
         self.flight_tokens -= reserved_tokens
-        self.turns += 1
+        self.turns += turns
         if cost:
             self.usd += cost
         if usage is not None:

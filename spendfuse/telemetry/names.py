@@ -64,6 +64,7 @@ COST_USD = "spendfuse.cost.usd"
 COST_UNKNOWN = "spendfuse.cost.unknown"
 RESERVED_USD = "spendfuse.reserved.usd"
 USAGE_ESTIMATED = "spendfuse.usage.estimated"
+ATTEMPTS = "spendfuse.attempts"  # requests sent for one call, the SDK's retries included
 STREAM_END = "spendfuse.stream.end"
 BUDGET_USD = "spendfuse.budget.usd"  # the run's own limits, on the run span
 BUDGET_TURNS = "spendfuse.budget.turns"

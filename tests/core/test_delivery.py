@@ -166,6 +166,7 @@ def _expected_attributes(shape: Shape) -> dict[str, Any]:
         "gen_ai.usage.input_tokens": 1000,
         "gen_ai.usage.output_tokens": 200,
         "spendfuse.cost.usd": (SONNET_COST if anthropic_shape else GPT_COST) / 1e6,
+        "spendfuse.attempts": 1,  # requests sent for the call, the SDK's retries included
     }
     if shape.stream:
         expected["spendfuse.stream.end"] = "complete"

@@ -4,8 +4,11 @@ For each fault the same call first runs without spendfuse, then instrumented ins
 user budget. Instrumented, the caller gets exactly the exception the bare SDK raised (same type), the
 provider sees the same number of requests, the run and the user's store hold no reservation, the
 one ``chat`` span is ended with ``error.type``, and the call settles once (one turn, one duration
-point). Money: a call that failed before a billable byte costs exactly 0; what did arrive is charged;
-a success body the SDK could not parse is charged its reserved worst case (it was billed, unread).
+point). Money: a call the provider answered with an error status, or whose request never left
+(connection refused), costs exactly 0; what did arrive is charged; a success body the SDK could not
+parse is charged its reserved worst case (it was billed, unread); a request that was sent and never
+answered (client timeout, connection reset or closed after the body left) may have been billed by
+the provider, so it stays charged at its reservation, marked estimated (DESIGN §4, "Settle").
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from spendfuse import runtime
 from spendfuse.testing import FakeProvider, FakeServer, FakeUsage, Reply, clients
 
 from ._calls import (
+    MAX_TOKENS,
     SHAPE_IDS,
     SHAPES,
     USER_KEY,
@@ -64,17 +68,24 @@ class Fault:
     latency: float = 0.0
     client_timeout: float | None = None
     billable: bool = False  # something billable reached the client before the end
+    # Sent, and no answer came back (before any response line): charged at the reservation.
+    unanswered: bool = False
+
+    def unanswered_on(self, shape: Shape) -> bool:
+        # A stream reset after 0 events was answered (its response line came): a broken stream.
+        return self.unanswered and not (self.name == "reset-before-body" and shape.stream)
 
 
 FAULTS = [
     Fault("http-429", "mock", lambda: Reply.error(429)),
     Fault("http-500", "mock", lambda: Reply.error(500)),
     Fault("http-529", "mock", lambda: Reply.error(529)),
-    Fault("reset-before-body", "server", lambda: Reply.stream_failure(after_events=0)),
+    Fault("reset-before-body", "server", lambda: Reply.stream_failure(after_events=0), unanswered=True),
     Fault("reset-mid-body", "server", lambda: Reply.stream_failure(after_events=4), billable=True),
     Fault("connect-refused", "transport", error=lambda r: httpx2.ConnectError("Connection refused", request=r)),
-    Fault("read-reset", "transport", error=lambda r: httpx2.ReadError("Connection reset by peer", request=r)),
-    Fault("timeout", "server", latency=0.6, client_timeout=0.1),
+    Fault("read-reset", "transport", error=lambda r: httpx2.ReadError("Connection reset by peer", request=r),
+          unanswered=True),
+    Fault("timeout", "server", latency=0.6, client_timeout=0.1, unanswered=True),
     Fault("malformed-json", "mock", Reply.malformed_json),
     Fault("missing-usage", "mock", lambda: Reply.no_usage("It is sunny in Paris today."), billable=True),
 ]
@@ -162,6 +173,13 @@ def test_provider_fault(fault: Fault, shape: Shape, instrument: Any, telemetry: 
         # A success body nobody could read was billed all the same: the worst case is charged.
         assert run.spent.usd_micros == reserved > 0
         assert attributes["spendfuse.usage.estimated"] is True
+    elif fault.unanswered_on(shape):
+        # Sent and never answered: possibly billed, so charged at its reservation, an estimate.
+        assert run.spent.usd_micros == reserved > 0
+        assert attributes["spendfuse.usage.estimated"] is True
+        assert run.spent.output_tokens == attributes["gen_ai.usage.output_tokens"] == MAX_TOKENS
+        assert run.spent.tokens == usage.spent["tokens"]
+        assert attributes["spendfuse.attempts"] == 1
     elif not fault.billable:
         assert run.spent.usd_micros == 0 and run.spent.tokens == 0
         assert attributes["spendfuse.cost.usd"] == 0.0
@@ -170,6 +188,27 @@ def test_provider_fault(fault: Fault, shape: Shape, instrument: Any, telemetry: 
         assert attributes["spendfuse.usage.estimated"] is True
         assert run.spent.usd_micros > 0 and attributes["gen_ai.usage.output_tokens"] >= 1
     assert run.spent.usd_micros == micros(attributes["spendfuse.cost.usd"])
+
+
+UNANSWERED_FAULTS = [fault for fault in FAULTS if fault.unanswered]
+
+
+@pytest.mark.parametrize("shape", [shape for shape in SHAPES if not shape.stream],
+                         ids=[shape.id for shape in SHAPES if not shape.stream])  # fmt: skip
+@pytest.mark.parametrize("fault", UNANSWERED_FAULTS, ids=[fault.name for fault in UNANSWERED_FAULTS])
+def test_unanswered_released_costs_nothing(fault: Fault, shape: Shape, instrument: Any, tracker: SpanTracker) -> None:
+    """``unanswered="released"``: a request sent and never answered is charged nothing."""
+    instrument(user_budget={"usd": 100}, unanswered="released")
+    with source(fault, shape) as faulty, spendfuse.run("released", user_id=USER, budget=spendfuse.Budget(usd=5)) as run:
+        error = perform(shape, faulty.make_client)
+    assert error is not None and not isinstance(error, spendfuse.BudgetExceeded)
+    usage = store_usage(USER)
+    assert usage.leases == 0 and all(value == 0 for value in usage.in_flight.values()), usage
+    assert (run.spent.turns, run.spent.usd_micros, run.spent.tokens) == (1, 0, 0)
+    assert (usage.spent["turns"], usage.spent["usd"], usage.spent["tokens"]) == (1, 0, 0)
+    attributes = attributes_of(tracker.chat_ended()[0])
+    assert attributes["spendfuse.cost.usd"] == 0.0
+    assert "spendfuse.usage.estimated" not in attributes
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)

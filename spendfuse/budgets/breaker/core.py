@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING
 
 from spendfuse.budgets import critical, stores
+from spendfuse.budgets.breaker import attempts
 from spendfuse.budgets.breaker.checks import PastLimit, past_run_limit
 from spendfuse.budgets.breaker.gauges import GaugeUsers
 from spendfuse.budgets.breaker.refusals import Refusals
@@ -301,3 +302,16 @@ class Breaker:
                     scope_run.balance.settle(reserved_usd, reserved_tokens, usage, cost_micros)
         if admission.user_leased:
             self._users.settle(admission, usage.total if usage is not None else 0, cost_micros or 0)
+
+    # -- the SDK's retries (see ``attempts``) --------------------------------------------------
+
+    def readmit(
+        self,
+        request: CallRequest,
+        previous: Admission,
+        usage: TokenUsage | None,
+        cost_micros: int | None,
+        span: SpanLike | None,
+    ) -> Admission:
+        """Close the previous attempt at ``usage``/``cost_micros`` and admit the SDK's next one."""
+        return attempts.readmit(self, request, previous, usage, cost_micros, span)
