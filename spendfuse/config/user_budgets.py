@@ -151,7 +151,9 @@ def _tiers(value: Mapping[Any, Any], scope: str, source: str) -> ScopeBudgetReso
     keys_raw = value.get(table) or {}
     if not isinstance(keys_raw, Mapping):
         raise ConfigError(f"{source}.{table}: {keys_raw!r}; accepted: a table of key -> tier or budget")
-    keyed: dict[str, Budget | None] = {str(key): pick(spec, f"{source}.{table}.{key}") for key, spec in keys_raw.items()}
+    keyed: dict[str, Budget | None] = {
+        str(key): pick(spec, f"{source}.{table}.{key}") for key, spec in keys_raw.items()
+    }
     default = pick(value.get("default"), f"{source}.default")
 
     def resolve(key: str) -> Budget | None:

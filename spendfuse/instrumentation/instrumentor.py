@@ -135,7 +135,8 @@ def build_runtime(settings: Settings, tracer_provider: Any = None, meter_provide
     breaker = Breaker(settings, prices, instruments, store)
     _stamp_runs(tracer_provider)
     calls = CallTelemetry(
-        tracer, instruments, metric_user=settings.metric_user_attribute, experimental=latest_experimental()
+        tracer, instruments, metric_user=settings.metric_user_attribute, experimental=latest_experimental(),
+        metric_scopes=settings.metric_scopes,
     )
     return runtime.Runtime(settings, tracer, instruments, breaker, prices, calls, tracer_provider, meter_provider)
 
