@@ -227,3 +227,53 @@ def test_run_scope_errors_name_the_key_and_the_form() -> None:
     with pytest.raises(ConfigError, match=r"two different users"):
         spendfuse.run("x", user_id="a", scopes={"user": "b"})
     assert spendfuse.run("x", user_id="a", scopes={"user": "a"})._user_id == "a"
+
+
+def test_concurrent_tasks_and_threads_never_overspend_overlapping_scopes(instrument: Any) -> None:
+    import asyncio
+    import threading
+
+    # org: 11 turns; team search: 7 turns. Tasks of two teams race; the org must stop at 11 exactly.
+    instrument(budgets={"team": {"search": DAY(turns=7, window="1d")}, "org": DAY(turns=11, window="1d")})
+    fake = FakeProvider(usage=USAGE, latency=0.02)
+    client = fake.async_anthropic_client()
+
+    async def one(team: str) -> bool:
+        with spendfuse.run(scopes={"team": team, "org": "acme"}):
+            try:
+                await client.messages.create(model=SONNET, max_tokens=64, messages=MESSAGES)
+            except spendfuse.BudgetExceeded:
+                return False
+            return True
+
+    async def race() -> list[bool]:
+        return await asyncio.gather(*(one("search" if i % 2 else "ads") for i in range(30)))
+
+    admitted = asyncio.run(race())
+    assert sum(admitted) == 11 == fake.request_count
+    before = usage("team", "search").spent["turns"]
+    assert 0 < before <= 7
+    assert usage("org", "acme").spent == {"usd": 11 * SONNET_COST, "turns": 11, "tokens": 11 * 1200}
+    assert usage("org", "acme").leases == 0
+
+    sync_client = fake.anthropic_client()
+    results: list[bool] = []
+
+    def worker() -> None:
+        with spendfuse.run(scopes={"team": "search", "org": "other"}):
+            try:
+                sync_client.messages.create(model=SONNET, max_tokens=64, messages=MESSAGES)
+                results.append(True)
+            except spendfuse.BudgetExceeded as error:
+                assert (error.scope, error.key) == ("team", "search")
+                results.append(False)
+
+    threads = [threading.Thread(target=worker) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    team = usage("team", "search")
+    assert team.spent["turns"] == 7 and team.leases == 0
+    assert sum(results) == 7 - before and len(results) == 12
+    assert fake.request_count == 11 + sum(results)
