@@ -115,6 +115,8 @@ METRIC_ATTR_SCOPE = "spendfuse.scope"
 # ``spendfuse.scope.team = "search"``: a run's keyed scope on its spans (every scope) and on
 # metrics (only the scopes of the ``metric_scopes`` setting: metric labels must stay few).
 SCOPE_PREFIX = "spendfuse.scope."
+# The key of a scope window's gauges (``spendfuse.scope`` names the scope): metric_scopes only.
+METRIC_ATTR_SCOPE_KEY = "spendfuse.scope.key"
 METRIC_ATTR_LIMIT = "spendfuse.limit"
 METRIC_ATTR_OUTCOME = "spendfuse.outcome"
 METRIC_ATTR_REASON = "spendfuse.reason"

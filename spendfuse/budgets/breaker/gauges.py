@@ -60,7 +60,8 @@ class GaugeUsers:
             if scope.name == "user":
                 attributes[names.USER_ID] = scope.key
             else:
-                attributes[names.SCOPE_PREFIX + scope.name] = scope.key
+                # One label name for every scope's key, so one query and one alert cover them all.
+                attributes[names.METRIC_ATTR_SCOPE_KEY] = scope.key
             if scope.budget.window:
                 attributes["spendfuse.window"] = scope.budget.window
             rows.append((spent / MICROS, scope.limits[stores.USD] / MICROS, attributes))
