@@ -246,6 +246,12 @@ def load_settings(
 
 def _env_budgets(environ: Mapping[str, str]) -> dict[str, ScopeBudgetResolver]:
     out: dict[str, ScopeBudgetResolver] = {}
+    if ENV_PREFIX + "BUDGETS" in environ:
+        # One table in one variable would need its own syntax: one variable per scope instead.
+        raise ConfigError(
+            "SPENDFUSE_BUDGETS: set one variable per scope instead, e.g. "
+            "SPENDFUSE_BUDGETS_TEAM='search: usd=50,window=1d; *: usd=10,window=1d'"
+        )
     for variable, raw in environ.items():
         if not variable.startswith(BUDGETS_ENV_PREFIX):
             continue

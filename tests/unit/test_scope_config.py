@@ -84,6 +84,7 @@ def test_user_budget_is_budgets_user() -> None:
         ({}, {"SPENDFUSE_BUDGETS_TEAM": "a: usd=1; a: usd=2"}, r"key 'a' is given twice"),
         ({}, {"SPENDFUSE_BUDGETS_TEAM-X": "usd=1"}, r"^SPENDFUSE_BUDGETS_TEAM-X: 'team-x' is not a scope name"),
         ({}, {"SPENDFUSE_BUDGETS_USER": "usd=1", "SPENDFUSE_USER_BUDGET": "usd=1"}, r"both set"),
+        ({}, {"SPENDFUSE_BUDGETS": "team: usd=1"}, r"^SPENDFUSE_BUDGETS: set one variable per scope"),
     ],
 )
 def test_malformed_specs_name_the_key_and_the_form(
