@@ -277,3 +277,19 @@ def test_concurrent_tasks_and_threads_never_overspend_overlapping_scopes(instrum
     assert team.spent["turns"] == 7 and team.leases == 0
     assert sum(results) == 7 - before and len(results) == 12
     assert fake.request_count == 11 + sum(results)
+
+
+@pytest.mark.parametrize("policy", ["closed", "open"])
+def test_a_failing_scope_callable_outside_a_run_follows_store_failure(instrument: Any, policy: str) -> None:
+    def broken(_key: str) -> spendfuse.Budget | None:
+        raise RuntimeError("pricing service down")
+
+    instrument(budgets={"model": broken}, store_failure=policy)
+    fake = FakeProvider(usage=USAGE)
+    if policy == "closed":
+        with pytest.raises(spendfuse.BudgetStoreUnavailable, match=r"the budgets\['model'\] callable failed"):
+            call(fake.anthropic_client())
+        assert fake.request_count == 0
+    else:
+        call(fake.anthropic_client())
+        assert fake.request_count == 1

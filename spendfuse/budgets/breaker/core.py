@@ -134,8 +134,10 @@ class Breaker:
             reserved_usd=self._worst_usd(rates, request, input_estimate, max_output),
             reserved_tokens=input_estimate + max_output,
         )
-        if not chain and not keyed:
-            return admission  # nothing to reserve against: telemetry only
+        if not chain and not keyed and unresolved is None:
+            # Nothing to reserve against: telemetry only. (A call outside any run may still touch
+            # model and provider scopes; when their budget callable failed, the policy below decides.)
+            return admission
 
         denied = self._reserve(admission, chain, keyed, now)
         if denied is not None and self.settings.clamp and denied.metric in ("usd", "tokens"):
