@@ -77,7 +77,7 @@ def test_team_org_and_model_budgets_at_once(instrument: Any, telemetry: Any) -> 
     assert trips == 1
 
 
-def test_org_usd_budget_is_exact_and_counts_across_runs(instrument: Any) -> None:
+def test_org_usd_budget_is_exact_and_counts_across_runs(instrument: Any, telemetry: Any) -> None:
     # Worst case of one call: max_tokens 1024 at $15/MTok = 15,360 micro-dollars plus its input.
     # Settled: 6,000 each. After 3 calls (18,000 spent) the 4th's worst case cannot fit in 30,000.
     instrument(budgets={"org": {"acme": DAY(usd=0.03, window="month")}})
@@ -94,6 +94,11 @@ def test_org_usd_budget_is_exact_and_counts_across_runs(instrument: Any) -> None
     assert round(error.spent * 1_000_000) == 3 * SONNET_COST
     assert error.in_flight == 0
     assert usage("org", "acme", "month").spent["usd"] == 3 * SONNET_COST
+    tripped = [s for s in telemetry.spans("chat ") if (s.attributes or {}).get("spendfuse.breaker.tripped")]
+    event = next(e for e in tripped[0].events if e.name == "spendfuse.breaker.tripped")
+    assert event.attributes["spendfuse.breaker.scope"] == "org" and event.attributes["spendfuse.breaker.key"] == "acme"
+    assert event.attributes["spendfuse.breaker.spent"] == pytest.approx(3 * SONNET_COST / 1e6)
+    assert event.attributes["spendfuse.breaker.in_flight"] == 0.0
     # Without the org key the call is not in the org's budget at all.
     with spendfuse.run("free"):
         call(client)
