@@ -1,12 +1,15 @@
 """``Breaker.admit`` + ``Breaker.settle`` alone on memory://: a run budget and a 1d user window.
 
-    python bench/bench_breaker.py [--calls 50000] [--warmup 2000]
+    python bench/bench_breaker.py [--calls 50000] [--warmup 2000] [--scopes N]
 
 A fixed short agent turn (system prompt + 4 messages, resent every call, as an agent loop does) and a
 fixed usage; the loop times each admit and settle with ``perf_counter_ns`` and prints p50/p99.
 ``--memo`` also remembers the reported input tokens after each call, as the call path does (untimed),
 so admissions take the prefix-memo hit path; on a prompt this short that costs more than it saves
 (the memo's deep copies feed the garbage collector), it pays off on long transcripts.
+``--scopes N`` adds N keyed scopes besides the user window (team, org, tenant, ...: windowed usd and
+turns budgets that never bind), all reserved in the same memory:// call: run it with 0, 1, 3, 5 for the
+cost of each extra scope.
 No telemetry providers are installed (no-op OpenTelemetry), so only spendfuse's own work is timed.
 """
 
@@ -45,7 +48,9 @@ def main() -> None:
     parser.add_argument(
         "--memo", action="store_true", help="remember the reported input tokens after each call (prefix-memo hits)"
     )
+    parser.add_argument("--scopes", type=int, default=0, help="extra keyed scopes besides the user window")
     options = parser.parse_args()
+    extra = [f"scope{index}" for index in range(options.scopes)]
 
     import spendfuse
     from spendfuse import runtime
@@ -57,6 +62,7 @@ def main() -> None:
         user_budget=spendfuse.Budget(usd=BIG, turns=BIG, window="1d"),
         store="memory://",
         warn_at=None,
+        budgets={name: spendfuse.Budget(usd=BIG, turns=BIG, window="1d") for name in extra},
     )
     active = runtime.current()
     assert active is not None
@@ -75,7 +81,7 @@ def main() -> None:
     pair_ns: list[int] = []
     gc.collect()
     cpu_started = 0
-    with spendfuse.run("bench-run", user_id="bench-user") as the_run:
+    with spendfuse.run("bench-run", user_id="bench-user", scopes={name: "key" for name in extra}) as the_run:
         for index in range(options.warmup + options.calls):
             start = clock()
             admission = breaker.admit(request, the_run, None)
@@ -93,7 +99,8 @@ def main() -> None:
                 settle_ns.append(end - middle)
                 pair_ns.append(end - start)
     cpu_per_pair = (time.thread_time_ns() - cpu_started) / options.calls / 1000
-    print(f"python {sys.version.split()[0]}, {options.calls} calls after {options.warmup} warm-up")
+    print(f"python {sys.version.split()[0]}, {options.calls} calls after {options.warmup} warm-up, "
+          f"{1 + options.scopes} keyed scope(s)")
     for label, values in (("admit", admit_ns), ("settle", settle_ns), ("admit + settle", pair_ns)):
         print(f"{label:<15} p50 {percentile(values, 0.5):7.2f} us   p99 {percentile(values, 0.99):7.2f} us")
     # CPU time of this thread per pair (timing included): less sensitive to other processes' load.

@@ -12,6 +12,12 @@ worst case, and stops at its first refusal. Reported: overshoot (spent past the 
 utilization (spent / limit when everyone has stopped) and false rejections (workers refused although
 their worst case would have fit in what was finally left: the price of holding worst cases in flight).
 
+Part 3, scopes (``--part scopes``; Redis only): Redis round trips per admitted call (reserve + settle)
+with 1, 3 and 6 scopes, read from the server's own command counter (INFO stats); then admitted
+calls/s and p50/p99 of reserve + settle from 8 processes, each call on three scopes (user, team,
+org; the team and org shared by every process, the user one per process), with redis-py's hiredis
+reply parser and without it (hidden from the workers).
+
 Without ``--redis`` a throwaway redis-server is started when one is installed.
 """
 
@@ -234,12 +240,133 @@ class _RedisServer:
         self.process.wait()
 
 
+# -- part 3: several scopes on Redis ----------------------------------------------------------
+
+SCOPE_COUNTS = (1, 3, 6)
+
+
+def _scope_requests(count: int, user: str) -> list[ScopeRequest]:
+    names = [f"bench:user/{user}", "bench:team/search", "bench:org/acme", "bench:tenant/t1", "bench:project/p1",
+             "bench:model/m1"]
+    return [ScopeRequest(key, {USD: 10**15}, {USD: 150_000}, time.time() + 3600) for key in names[:count]]
+
+
+def bench_round_trips(url: str, calls: int = 300) -> list[tuple[int, float]]:
+    """Requests the client sent per reserve + settle, counted on redis-py's connections.
+
+    The server's own counters also count the commands a Lua script runs inside, so the client
+    side is where round trips are counted: every ``send_packed_command`` is one request.
+    """
+    import redis.connection
+
+    sent = [0]
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        sent[0] += 1
+        original(self, command, check_health)
+
+    rows = []
+    store = open_store(url, timeout=5.0)
+    redis.connection.AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
+    try:
+        for count in SCOPE_COUNTS:
+            requests = _scope_requests(count, "rt")
+            for index in range(5):  # the scripts are loaded (NOSCRIPT -> SCRIPT LOAD) before counting
+                now = time.time()
+                store.reserve(f"rt-warm-{count}-{index}", requests, now + 60, now)
+                store.settle(f"rt-warm-{count}-{index}", {USD: 1}, now)
+            before = sent[0]
+            for index in range(calls):
+                now = time.time()
+                assert store.reserve(f"rt-{count}-{index}", requests, now + 60, now) is None
+                store.settle(f"rt-{count}-{index}", {USD: 100_000}, now)
+            rows.append((count, (sent[0] - before) / calls))
+    finally:
+        redis.connection.AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
+        store.close()
+    return rows
+
+
+def _scopes_worker(url: str, seconds: float, start_at: float, hiredis: bool, results: Any) -> None:
+    if not hiredis:
+        sys.modules["hiredis"] = None  # type: ignore[assignment]  # redis-py falls back to its Python parser
+    import redis.utils
+
+    store = open_store(url, timeout=5.0)
+    requests = _scope_requests(3, uuid.uuid4().hex[:8])
+    prefix = uuid.uuid4().hex[:8]
+    for index in range(20):
+        now = time.time()
+        store.reserve(f"{prefix}-warm-{index}", requests, now + 60, now)
+        store.settle(f"{prefix}-warm-{index}", {USD: 100_000}, now)
+    while time.time() < start_at:
+        time.sleep(0.001)
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    index = 0
+    while True:
+        started = time.perf_counter()
+        if started >= deadline:
+            break
+        lease_id = f"{prefix}-{index}"
+        index += 1
+        now = time.time()
+        try:
+            if store.reserve(lease_id, requests, now + 60, now) is None:
+                store.settle(lease_id, {USD: 100_000}, now)
+        except Exception:
+            errors += 1
+            continue
+        latencies.append(time.perf_counter() - started)
+    store.close()
+    results.put((latencies, errors, bool(redis.utils.HIREDIS_AVAILABLE)))
+
+
+def bench_scopes_throughput(
+    url: str, processes: int, seconds: float, hiredis: bool
+) -> tuple[float, float, float, int, bool]:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    start_at = time.time() + 1.5 + 0.2 * processes
+    workers = [
+        context.Process(target=_scopes_worker, args=(url, seconds, start_at, hiredis, results))
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    reports = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join()
+    latencies = sorted(value for report in reports for value in report[0])
+    used = all(report[2] for report in reports)
+    return (len(latencies) / seconds, _percentile(latencies, 0.5) * 1e3, _percentile(latencies, 0.99) * 1e3,
+            sum(report[1] for report in reports), used)
+
+
+def scopes_part(url: str, seconds: float) -> None:
+    print("Redis round trips per admitted call (reserve + settle), counted on the client's connections")
+    for count, trips in bench_round_trips(url):
+        print(f"  {count} scope(s): {trips:.2f}")
+    print(f"8 processes, 3 scopes per call, reserve + settle, {seconds:g}s per row")
+    print(f"  {'parser':<8} {'calls/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
+    for hiredis in (True, False):
+        rate, p50, p99, errors, used = bench_scopes_throughput(url, 8, seconds, hiredis)
+        parser = "hiredis" if used else "python"
+        print(f"  {parser:<8} {rate:>9.0f} {p50:>7.2f} {p99:>7.2f} {errors:>6}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per latency row")
     parser.add_argument("--redis", help="use this redis:// URL instead of starting a redis-server")
     parser.add_argument("--stores", default="memory,sqlite,redis")
+    parser.add_argument("--part", choices=("all", "scopes"), default="all",
+                        help="scopes: only part 3 (several scopes on Redis)")
     options = parser.parse_args()
+    if options.part == "scopes":
+        options.stores = "redis"
 
     workdir = Path(tempfile.mkdtemp(prefix="spendfuse-bench-"))
     server: _RedisServer | None = None
@@ -261,6 +388,10 @@ def main() -> None:
             parser.error(f"unknown store {name!r}")
 
     try:
+        if options.part == "scopes":
+            if "redis" in urls:
+                scopes_part(urls["redis"], options.seconds)
+            return
         latency = [
             bench_latency(name, url, processes, options.seconds)
             for name, url in urls.items()

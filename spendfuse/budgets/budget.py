@@ -153,9 +153,14 @@ class Budget:
 
 def user_scope_key(user_id: str, window: str | None, window_start: int | None) -> str:
     """The store key of a user's budget window: new keys per window, so nothing needs resetting."""
+    return scope_key("user", user_id, window, window_start)
+
+
+def scope_key(scope: str, key: str, window: str | None, window_start: int | None) -> str:
+    """The store key of a scope's budget window (``team/1d/<start>/search``)."""
     if window is None or window_start is None:
-        return f"user/lifetime/{user_id}"
-    return f"user/{window}/{window_start}/{user_id}"
+        return f"{scope}/lifetime/{key}"
+    return f"{scope}/{window}/{window_start}/{key}"
 
 
 def window_bounds(window: str, now: float) -> tuple[int, int]:

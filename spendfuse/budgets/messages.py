@@ -19,9 +19,22 @@ def _limit_money(micros: int) -> str:
 
 
 def _who(scope: str, key: str, window: str | None) -> str:
+    if scope == "run":
+        return f"run {key!r}"
+    return f"{scope} {key!r}" + (f" ({window} window)" if window else "")
+
+
+def _which(scope: str, key: str) -> str:
+    """The setting to change, for a keyed scope's budget."""
+    if scope == "run":
+        return "the budget"
     if scope == "user":
-        return f"user {key!r}" + (f" ({window} window)" if window else "")
-    return f"run {key!r}"
+        return f"user_budget for {key!r}"
+    return f"budgets[{scope!r}] for {key!r}"
+
+
+def _in(scope: str, key: str) -> str:
+    return "" if scope == "run" else " in " + _which(scope, key)
 
 
 def budget_error(
@@ -54,7 +67,7 @@ def budget_error(
         message = (
             f"{who} would exceed its {_limit_money(int(limit_value))} budget: {_money(int(spent))} spent{flying}, "
             f"this call could cost up to {_money(int(requested))} ({call}); "
-            f"raise the budget or lower max_tokens{reset_hint}"
+            f"raise {_which(scope, key)} or lower max_tokens{reset_hint}"
         )
         values = (limit_value / MICROS, spent / MICROS, requested / MICROS, in_flight / MICROS)
     elif limit == "turns":
@@ -62,7 +75,7 @@ def budget_error(
             flying = f" (+{int(in_flight)} in flight)"
         message = (
             f"{who} has used {int(spent)} of its {int(limit_value)} turns{flying}; "
-            f"refusing another model call ({call}); raise turns or end the run{reset_hint}"
+            f"refusing another model call ({call}); raise turns{_in(scope, key)} or end the run{reset_hint}"
         )
         values = (limit_value, spent, requested, in_flight)
     elif limit == "tokens":
@@ -70,7 +83,8 @@ def budget_error(
             flying = f" (+{int(in_flight)} reserved in flight)"
         message = (
             f"{who} would exceed its {int(limit_value)}-token budget: {int(spent)} used{flying}, "
-            f"this call could use up to {int(requested)} ({call}); raise tokens or lower max_tokens{reset_hint}"
+            f"this call could use up to {int(requested)} ({call}); "
+            f"raise tokens{_in(scope, key)} or lower max_tokens{reset_hint}"
         )
         values = (limit_value, spent, requested, in_flight)
     elif limit == "seconds":

@@ -1,8 +1,9 @@
-"""``spendfuse budgets``: a user's current window in the budget store, or what a run used.
+"""``spendfuse budgets``: a scope's current window in the budget store, or what a run used.
 
-``--user U`` reads the user's current window from the store (``--store`` or the ``store`` setting)
-and the limits from the configured ``user_budget``; ``--reset`` clears that window (an admin action,
-logged at WARNING). ``--run RUN_ID`` answers from the ledger instead.
+``--scope team --key search`` reads that scope's current window from the store (``--store`` or the
+``store`` setting) and the limits from the configured ``budgets`` (``--user U`` is ``--scope user
+--key U``, limits from ``user_budget``); ``--reset`` clears that window (an admin action, logged at
+WARNING). ``--run RUN_ID`` answers from the ledger instead.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from rich import box
 from rich.table import Table
 
-from spendfuse.budgets.budget import WINDOWS, Budget, user_scope_key, window_bounds
+from spendfuse.budgets.budget import WINDOWS, Budget, scope_key, window_bounds
 from spendfuse.budgets.stores import METRICS, USD, BudgetStore, ScopeUsage, open_store
 from spendfuse.cli import format as fmt
 from spendfuse.cli import render
@@ -32,13 +33,15 @@ MICROS = 1_000_000
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
-        "budgets", parents=[common], help="a user's budget window (or a run's budget use)",
-        description="Show a user's current budget window from the budget store, reset it, "
-                    "or show what a run used from the ledger.",
+        "budgets", parents=[common], help="a user's or scope's budget window (or a run's budget use)",
+        description="Show a user's or a scope's (team, org, model, ...) current budget window from the "
+                    "budget store, reset it, or show what a run used from the ledger.",
     )
     who = parser.add_mutually_exclusive_group(required=True)
-    who.add_argument("--user", help="the user whose window to show or reset")
+    who.add_argument("--user", help="the user whose window to show or reset (--scope user --key USER)")
+    who.add_argument("--scope", help="the scope whose window to show or reset: team, org, model, ... (with --key)")
     who.add_argument("--run", metavar="RUN_ID", help="show what this run used (from the ledger)")
+    parser.add_argument("--key", help="the scope's key, e.g. --scope team --key search")
     parser.add_argument("--store", metavar="URL", help="budget store URL (default: the store setting)")
     parser.add_argument("--window", choices=list(WINDOWS), help="window to read (default: the user's budget)")
     parser.add_argument("--reset", action="store_true", help="clear the user's current window (admin)")
@@ -48,14 +51,19 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    user: str
+    user: str  # the scope's key (a user id for the user scope)
     name: str | None
     start: int | None
     end: int | None
+    scope: str = "user"
 
     @property
     def key(self) -> str:
-        return user_scope_key(self.user, self.name, self.start)
+        return scope_key(self.scope, self.user, self.name, self.start)
+
+    @property
+    def who(self) -> str:
+        return f"user {self.user!r}" if self.scope == "user" else f"{self.scope} {self.user!r}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +71,17 @@ def run(args: argparse.Namespace) -> int:
         if args.reset:
             raise CliError("--reset works on a user's window: use --user USER --reset")
         return run_usage(args)
+    if args.scope is not None:
+        if not args.key:
+            raise CliError(f"--scope {args.scope} needs --key, e.g. --scope {args.scope} --key search")
+        from spendfuse.config.user_budgets import check_scope_name
+
+        try:
+            check_scope_name(args.scope, "--scope")
+        except ConfigError as error:
+            raise CliError(str(error)) from None
+    elif args.key is not None:
+        raise CliError("--key goes with --scope, e.g. --scope team --key search")
     return _user_window(args)
 
 
@@ -73,27 +92,33 @@ def _settings() -> Settings:
         raise CliError(str(error)) from None
 
 
-def _user_budget(settings: Settings, user: str) -> Budget | None:
-    if settings.user_budget is None:
+def _user_budget(settings: Settings, user: str, scope: str = "user") -> Budget | None:
+    resolver = settings.user_budget if scope == "user" else settings.budgets.get(scope)
+    if resolver is None:
         return None
     try:
-        return settings.user_budget(user)
+        return resolver(user)
     except Exception as error:
-        raise CliError(f"the user_budget setting failed for {user!r}: {error}") from None
+        setting = "user_budget" if scope == "user" else f"budgets.{scope}"
+        raise CliError(f"the {setting} setting failed for {user!r}: {error}") from None
 
 
-def _window(user: str, budget: Budget | None, chosen: str | None, now: float) -> Window:
+def _window(user: str, budget: Budget | None, chosen: str | None, now: float, scope: str = "user") -> Window:
     name = chosen or (budget.window if budget is not None else None)
     if budget is None and name is None:
+        if scope == "user":
+            where, setting = "SPENDFUSE_USER_BUDGET", "user_budget"
+        else:
+            where, setting = f"SPENDFUSE_BUDGETS_{scope.upper()}", f"[budgets.{scope}]"
         raise CliError(
-            f"no user budget for {user!r} in SPENDFUSE_USER_BUDGET or the SPENDFUSE_CONFIG file (the same "
+            f"no {scope} budget for {user!r} in {where} or the SPENDFUSE_CONFIG file (the same "
             "settings the library reads; one set only in code is invisible here): name the window with "
-            "--window 1d, or configure user_budget there"
+            f"--window 1d, or configure {setting} there"
         )
     if name is None:
-        return Window(user, None, None, None)
+        return Window(user, None, None, None, scope)
     start, end = window_bounds(name, now)
-    return Window(user, name, start, end)
+    return Window(user, name, start, end, scope)
 
 
 def _open(url: str, settings: Settings) -> BudgetStore:
@@ -142,18 +167,19 @@ def _rows(usage: ScopeUsage, limits: dict[str, int | None]) -> dict[str, dict[st
 def _confirm(window: Window, url: str) -> None:
     what = f"{window.name} window" if window.name else "lifetime budget"
     if not sys.stdin.isatty():
-        raise CliError(f"--reset clears {window.user!r}'s {what}; add --yes to confirm")
-    answer = input(f"Reset the current {what} of user {window.user!r} in {fmt.redact_url(url)}? [y/N] ")
+        raise CliError(f"--reset clears {window.who}'s {what}; add --yes to confirm")
+    answer = input(f"Reset the current {what} of {window.who} in {fmt.redact_url(url)}? [y/N] ")
     if answer.strip().lower() not in ("y", "yes"):
         raise CliError("reset cancelled")
 
 
 def _user_window(args: argparse.Namespace) -> int:
     settings = _settings()
-    user: str = args.user
-    budget = _user_budget(settings, user)
+    scope: str = args.scope or "user"
+    user: str = args.key if args.scope is not None else args.user
+    budget = _user_budget(settings, user, scope)
     now = time.time()
-    window = _window(user, budget, args.window, now)
+    window = _window(user, budget, args.window, now, scope)
     url: str = args.store or settings.store
     if args.reset and not args.yes:
         _confirm(window, url)
@@ -169,11 +195,13 @@ def _user_window(args: argparse.Namespace) -> int:
     rows = _rows(usage, _limits(budget))
     if args.reset:
         log.warning(
-            "spendfuse: reset budget window %s of user %r in %s from the CLI (it had %s spent)",
-            window.key, user, fmt.redact_url(url), fmt.usd(rows[USD]["spent"]),
+            "spendfuse: reset budget window %s of %s in %s from the CLI (it had %s spent)",
+            window.key, window.who, fmt.redact_url(url), fmt.usd(rows[USD]["spent"]),
         )
     data: dict[str, object] = {
-        "user": user,
+        "scope": scope,
+        "scope_key": user,
+        "user": user if scope == "user" else None,
         "budget": budget.describe() if budget is not None else None,
         "window": window.name or "lifetime",
         "window_start": window.start,
@@ -197,7 +225,8 @@ def _print_window(data: dict[str, object], window: Window, rows: dict[str, dict[
     if window.start is not None and window.end is not None:
         span = (f"{window.name}: {time.strftime('%Y-%m-%d %H:%M', time.gmtime(window.start))} → "
                 f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(window.end))} UTC")
-    console.print(f"User {window.user!r}  budget: {data['budget'] or 'none configured'}  window {span}")
+    console.print(f"{window.who[0].upper()}{window.who[1:]}  budget: {data['budget'] or 'none configured'}  "
+                  f"window {span}")
     console.print(f"Store {data['store']}  key {window.key}", style="dim")
     table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("Limit", "Limit value", "Spent", "In flight", "Remaining"):
@@ -211,4 +240,4 @@ def _print_window(data: dict[str, object], window: Window, rows: dict[str, dict[
                       "unlimited" if remaining is None else show(remaining))
     console.print(table)
     if data["reset"]:
-        console.print(f"Reset: the window's spend above was cleared for {window.user!r}.", style="bold yellow")
+        console.print(f"Reset: the window's spend above was cleared for {window.who}.", style="bold yellow")

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from spendfuse.budgets.budget import BUDGET_FORM, Budget, shown
-from spendfuse.config.user_budgets import UserBudgetResolver, user_budget_resolver
+from spendfuse.config.user_budgets import (
+    ScopeBudgetResolver,
+    UserBudgetResolver,
+    check_scope_name,
+    scope_budget_resolver,
+    scope_budgets,
+    user_budget_resolver,
+)
 from spendfuse.errors import BudgetExceeded, ConfigError
 
 if sys.version_info >= (3, 11):
@@ -42,6 +49,10 @@ class Settings:
 
     run_budget: Budget | None = None
     user_budget: UserBudgetResolver | None = None
+    # Every keyed scope but "user" (which is ``user_budget``): scope name -> key -> Budget | None.
+    budgets: Mapping[str, ScopeBudgetResolver] = field(default_factory=dict)
+    # Scopes whose keys are few enough to be metric labels (never run ids or user ids by default).
+    metric_scopes: frozenset[str] = frozenset()
     store: str = "memory://"
     store_failure: str = "closed"
     store_timeout: float = 0.25
@@ -65,6 +76,8 @@ class Settings:
 
 
 SETTING_NAMES = frozenset(f.name for f in fields(Settings)) - {"extra"}
+# SPENDFUSE_BUDGETS_TEAM="search: usd=50,window=1d; *: usd=10,window=1d": one variable per scope.
+BUDGETS_ENV_PREFIX = ENV_PREFIX + "BUDGETS_"
 
 
 def _bool(key: str, value: object) -> bool:
@@ -96,6 +109,14 @@ def _coerce(key: str, name: str, value: Any) -> Any:
         return None if value is None else Budget.from_mapping(value, source=key)
     if name == "user_budget":
         return None if value is None else user_budget_resolver(value, source=key)
+    if name == "budgets":
+        return scope_budgets(value, source=key)
+    if name == "metric_scopes":
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, (list, tuple, set, frozenset)):
+            raise ConfigError(f"{key}: {value!r}; accepted: a list of scope names, e.g. ['team', 'org'] or 'team,org'")
+        return frozenset(check_scope_name(item, key) for item in value)
     if name == "store":
         from spendfuse.budgets.stores import STORE_URL_FORM
 
@@ -208,19 +229,64 @@ def load_settings(
                     f"{path}: unknown key {key!r}; accepted: {', '.join(sorted(SETTING_NAMES))}"
                 )
             values[key] = _coerce(f"{path}: {key}", key, value)
+        if "user_budget" in values and "user" in values.get("budgets", {}):
+            raise ConfigError(f"{path}: user_budget and [budgets.user] are both given; set one of them")
     capture = environ.get(CAPTURE_CONTENT_ENV)
     if capture is not None:
         values["capture_content"] = _bool(CAPTURE_CONTENT_ENV, capture)
-    for name in SETTING_NAMES - {"on_exceeded"}:
+    for name in SETTING_NAMES - {"on_exceeded", "budgets"}:
         variable = ENV_PREFIX + name.upper()
         if variable in environ:
             raw = environ[variable]
             values[name] = _coerce(variable, name, raw)
+    env_budgets = _env_budgets(environ)
+    if "user" in env_budgets and ENV_PREFIX + "USER_BUDGET" in environ:
+        raise ConfigError("SPENDFUSE_USER_BUDGET and SPENDFUSE_BUDGETS_USER are both set; set one of them")
+    if env_budgets:
+        # The environment adds scopes to (or replaces scopes of) the file's table, scope by scope.
+        values["budgets"] = {**values.get("budgets", {}), **env_budgets}
+    given_user = values.pop("user_budget", None)
     for name, value in (overrides or {}).items():
         if name not in SETTING_NAMES:
             raise ConfigError(f"{name}: unknown setting; accepted: {', '.join(sorted(SETTING_NAMES))}")
+        if name == "user_budget":
+            given_user = None  # code replaces the file's and the environment's user budget
         values[name] = _coerce(name, name, value)
-    return Settings(**values)
+    return Settings(**_user_scope(values, given_user))
+
+
+def _env_budgets(environ: Mapping[str, str]) -> dict[str, ScopeBudgetResolver]:
+    out: dict[str, ScopeBudgetResolver] = {}
+    if ENV_PREFIX + "BUDGETS" in environ:
+        # One table in one variable would need its own syntax: one variable per scope instead.
+        raise ConfigError(
+            "SPENDFUSE_BUDGETS: set one variable per scope instead, e.g. "
+            "SPENDFUSE_BUDGETS_TEAM='search: usd=50,window=1d; *: usd=10,window=1d'"
+        )
+    for variable, raw in environ.items():
+        if not variable.startswith(BUDGETS_ENV_PREFIX):
+            continue
+        scope = check_scope_name(variable[len(BUDGETS_ENV_PREFIX):].lower(), variable)
+        out[scope] = scope_budget_resolver(raw, scope=scope, source=variable)
+    return out
+
+
+def _user_scope(values: dict[str, Any], lower: ScopeBudgetResolver | None) -> dict[str, Any]:
+    """``user_budget`` is the spelling of ``budgets["user"]``: one of them, never both in one layer.
+
+    ``lower`` is a user budget from the file or environment, which a ``budgets["user"]`` given in
+    code replaces (later layers override earlier ones, as everywhere).
+    """
+    budgets = dict(values.get("budgets") or {})
+    from_table = budgets.pop("user", None)
+    user = values.get("user_budget")
+    if from_table is not None and user is not None:
+        raise ConfigError(
+            "user_budget and budgets['user'] are both given; they are the same budget, set one of them"
+        )
+    values["user_budget"] = user if user is not None else (from_table if from_table is not None else lower)
+    values["budgets"] = budgets
+    return values
 
 
 __all__ = ["BUDGET_FORM", "CONFIG_ENV", "Settings", "load_settings"]

@@ -396,6 +396,7 @@ class ModelCall:
                 time_to_first_chunk=None if first is None else first - self.started,
                 error=error,
                 user_id=the_run.user_id if the_run is not None else None,
+                scopes=the_run.scopes if the_run is not None else None,
             )  # fmt: skip
         except Exception:
             log_internal_error("ending a call span")

@@ -311,10 +311,18 @@ def run_detail(connection: sqlite3.Connection, summary: RunSummary) -> RunDetail
 
 
 def spend(connection: sqlite3.Connection, by: str, *, since_ns: int | None = None) -> list[SpendRow]:
-    """Dispatched calls' cost and tokens grouped by user, model, provider or UTC day."""
-    key = SPEND_KEYS[by]
-    where = "kind = 'call'"
+    """Dispatched calls' cost and tokens grouped by user, model, provider, UTC day or a scope's key.
+
+    Any other ``by`` is a scope name (``team``): calls group by the key their run gave that scope
+    (``-`` for calls outside it).
+    """
     params: list[object] = []
+    key = SPEND_KEYS.get(by)
+    if key is None:
+        # Bound, not spliced: the scope name reaches SQL only as a JSON path parameter.
+        key = "COALESCE(json_extract(scopes, ?), '-')"
+        params.append(f'$."{by}"')
+    where = "kind = 'call'"
     if since_ns is not None:
         where += " AND start_ns >= ?"
         params.append(since_ns)

@@ -7,6 +7,7 @@ ledger, whatever the instrumentation put on the span.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import astuple, dataclass
 from typing import Any
@@ -27,9 +28,8 @@ KIND_BY_OPERATION = {
     names.OPERATION_CHAT: KIND_CALL,
     names.OPERATION_EXECUTE_TOOL: KIND_TOOL,
 }
-# Reserved by other calls in flight, apart from `spent`; the breaker's events carry it once it records
-# it (proposed for telemetry/names.py as BREAKER_IN_FLIGHT). Until then it reads NULL.
-BREAKER_IN_FLIGHT = "spendfuse.breaker.in_flight"
+# Reserved by other calls in flight, apart from `spent` (trips and warnings carry it).
+BREAKER_IN_FLIGHT = names.BREAKER_IN_FLIGHT
 BREAKER_EVENTS = frozenset(
     {names.EVENT_BREAKER_TRIPPED, names.EVENT_BREAKER_APPROVED, names.EVENT_BUDGET_WARNING}
 )
@@ -80,6 +80,7 @@ class SpanRow:
     trip_requested: float | None
     error_type: str | None
     trip_in_flight: float | None = None
+    scopes: str | None = None  # JSON {"team": "search", "org": "acme"}: the run's keyed scopes
 
     def values(self) -> tuple[Any, ...]:
         return astuple(self)
@@ -228,4 +229,20 @@ def to_rows(span: ReadableSpan) -> tuple[SpanRow, list[EventRow]] | None:
             row.trip_spent = events[-1].spent
             row.trip_requested = events[-1].requested
             row.trip_in_flight = events[-1].in_flight
+    row.scopes = _scopes(attributes)
     return row, events
+
+
+def _scopes(attributes: Mapping[str, Any]) -> str | None:
+    """``spendfuse.scope.<name>`` attributes as one JSON object (sorted, so equal runs read equal)."""
+    found = {
+        key[len(names.SCOPE_PREFIX):]: value
+        for key, value in attributes.items()
+        if key.startswith(names.SCOPE_PREFIX) and isinstance(value, str)
+    }
+    if not found:
+        return None
+    user = attributes.get(names.USER_ID)
+    if isinstance(user, str):
+        found["user"] = user
+    return json.dumps(found, sort_keys=True, separators=(",", ":"))

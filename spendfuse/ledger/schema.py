@@ -7,7 +7,7 @@ message content: rows are built from an allow-list of attributes (see ``rows.py`
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SPAN_COLUMNS: tuple[str, ...] = (
     "trace_id",
@@ -51,6 +51,7 @@ SPAN_COLUMNS: tuple[str, ...] = (
     "trip_requested",
     "error_type",
     "trip_in_flight",
+    "scopes",
 )
 
 EVENT_COLUMNS: tuple[str, ...] = (
@@ -72,7 +73,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
 # Columns added after version 1, per table: a ledger written by an older spendfuse gets them on open
 # (ALTER TABLE ... ADD COLUMN keeps every row; old rows read NULL, "not recorded").
 ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    "spans": (("trip_in_flight", "REAL"),),
+    "spans": (("trip_in_flight", "REAL"), ("scopes", "TEXT")),
     "events": (("in_flight", "REAL"),),
 }
 
@@ -115,7 +116,7 @@ CREATE TABLE IF NOT EXISTS spans (
     budget_usd         REAL,
     tripped            INTEGER NOT NULL DEFAULT 0,
     approved           INTEGER NOT NULL DEFAULT 0,
-    trip_scope         TEXT,                   -- run | user
+    trip_scope         TEXT,                   -- run | user | any keyed scope (team, org, model, ...)
     trip_key           TEXT,
     trip_limit         TEXT,                   -- usd | turns | tokens | seconds | repeats
     trip_limit_value   REAL,
@@ -123,6 +124,7 @@ CREATE TABLE IF NOT EXISTS spans (
     trip_requested     REAL,
     error_type         TEXT,
     trip_in_flight     REAL,                   -- what other calls had reserved at the trip (v2)
+    scopes             TEXT,                   -- the run's keyed scopes, JSON {"team": "search"} (v3)
     PRIMARY KEY (trace_id, span_id)
 );
 CREATE INDEX IF NOT EXISTS spans_run ON spans (run_id, trace_id, kind);

@@ -27,7 +27,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from spendfuse import runtime
 from spendfuse.budgets import critical
 from spendfuse.budgets.budget import Budget
-from spendfuse.errors import BudgetExceeded
+from spendfuse.errors import BudgetExceeded, ConfigError
 from spendfuse.runs.balance import MICROS, Balance, Remaining, Spent
 from spendfuse.telemetry import names
 
@@ -63,9 +63,19 @@ class Run:
         name: str,
         budget: Budget | None,
         parent: Run | None,
+        scopes: Mapping[str, str] | None = None,
     ) -> None:
         self.run_id = run_id
         self.user_id = user_id
+        # The run's keyed scopes ("user" included): what its calls reserve on besides the runs.
+        keyed = dict(scopes or {})
+        if user_id is not None:
+            keyed["user"] = user_id
+        self.scopes: dict[str, str] = keyed
+        # ``spendfuse.scope.<name>`` for every keyed scope but user (``user.id`` already says it).
+        self.scope_attributes: dict[str, str] = {
+            names.SCOPE_PREFIX + name: key for name, key in sorted(keyed.items()) if name != "user"
+        }
         self.name = name
         self.budget = budget
         self.parent = parent
@@ -189,11 +199,21 @@ class run:
         user_id: str | None = None,
         name: str | None = None,
         budget: Budget | None = None,
+        scopes: Mapping[str, object] | None = None,
     ) -> None:
         if run_id is not None and not isinstance(run_id, str):
             run_id = str(run_id)
         if user_id is not None and not isinstance(user_id, str):
             user_id = str(user_id)
+        keyed = _check_scopes(scopes)
+        if "user" in keyed:
+            if user_id is not None and user_id != keyed["user"]:
+                raise ConfigError(
+                    f"run(user_id={user_id!r}, scopes={{'user': {keyed['user']!r}}}): two different users; "
+                    "user_id= is the spelling of scopes['user'], give one of them"
+                )
+            user_id = keyed.pop("user")
+        self._scopes = keyed
         if budget is not None and not isinstance(budget, Budget):
             budget = Budget.from_mapping(budget, source="run(budget=...)")
         self._run_id = run_id
@@ -224,7 +244,10 @@ class run:
 
     def __call__(self, fn: F) -> F:
         def fresh() -> run:
-            return run(self._run_id, user_id=self._user_id, name=self._name or fn.__name__, budget=self._budget)
+            return run(
+                self._run_id, user_id=self._user_id, name=self._name or fn.__name__, budget=self._budget,
+                scopes=self._scopes,
+            )
 
         if inspect.iscoroutinefunction(fn):
 
@@ -252,12 +275,16 @@ class run:
             budget = active.settings.run_budget
         user_id = self._user_id if self._user_id is not None else (parent.user_id if parent else None)
         name = self._name or "agent"
+        # A nested run inherits its parent's scope keys and may add or override some.
+        scopes = {**parent.scopes, **self._scopes} if parent is not None else dict(self._scopes)
+        scopes.pop("user", None)
         the_run = Run(
             self._run_id or uuid.uuid4().hex,
             user_id=user_id,
             name=name,
             budget=budget,
             parent=parent,
+            scopes=scopes,
         )
         attributes: dict[str, Any] = {
             names.GEN_AI_OPERATION_NAME: names.OPERATION_INVOKE_AGENT,
@@ -269,6 +296,7 @@ class run:
             attributes[names.USER_ID] = user_id
         if parent is not None:
             attributes[names.PARENT_RUN_ID] = parent.run_id
+        attributes.update(the_run.scope_attributes)
         try:
             tracer = runtime.tracer()
             if parent is None:
@@ -327,6 +355,34 @@ class run:
                 active.instruments.runs.add(1, _OUTCOME_ATTRIBUTES.get(outcome) or {names.METRIC_ATTR_OUTCOME: outcome})
             except Exception:
                 log.debug("spendfuse: could not count the run", exc_info=True)
+
+
+# Scopes whose key each call gives (its model, its provider), never a run.
+_CALL_SCOPES = frozenset({"model", "provider"})
+
+
+def _check_scopes(scopes: Mapping[str, object] | None) -> dict[str, str]:
+    """``scopes={"team": "search", "org": "acme"}``: names are identifiers, keys non-empty strings."""
+    from spendfuse.config.user_budgets import check_scope_name
+
+    if scopes is None:
+        return {}
+    if not isinstance(scopes, Mapping):
+        raise ConfigError(
+            f"run(scopes={scopes!r}): accepted: a mapping of scope name -> key, e.g. {{'team': 'search'}}"
+        )
+    keyed: dict[str, str] = {}
+    for name, key in scopes.items():
+        check_scope_name(name, f"run(scopes=...)[{name!r}]")
+        if name in _CALL_SCOPES:
+            raise ConfigError(
+                f"run(scopes=...)[{name!r}]: the {name} scope takes its key from each call (the request's "
+                f"{name}), not from a run; remove it from scopes"
+            )
+        if isinstance(key, bool) or not isinstance(key, (str, int)) or str(key) == "":
+            raise ConfigError(f"run(scopes=...)[{name!r}]: {key!r}; accepted: a non-empty string key")
+        keyed[name] = str(key)
+    return keyed
 
 
 def _end_run_span(the_run: Run, outcome: str, exc: BaseException | None) -> None:

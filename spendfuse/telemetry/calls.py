@@ -35,10 +35,20 @@ def _bounded(cache: dict[Any, Any]) -> dict[Any, Any]:
 class CallTelemetry:
     """Starts and ends call spans and records call metrics; one per ``instrument()``."""
 
-    def __init__(self, tracer: Tracer, instruments: Instruments, *, metric_user: bool, experimental: bool) -> None:
+    def __init__(
+        self,
+        tracer: Tracer,
+        instruments: Instruments,
+        *,
+        metric_user: bool,
+        experimental: bool,
+        metric_scopes: frozenset[str] = frozenset(),
+    ) -> None:
         self.tracer = tracer
         self.instruments = instruments
         self.metric_user = metric_user
+        # Scopes whose keys label the call metrics: only those the user marked low-cardinality.
+        self.metric_scopes = tuple(sorted(metric_scopes - {"user", "model", "provider"}))
         self.experimental = experimental  # OTEL_SEMCONV_STABILITY_OPT_IN has gen_ai_latest_experimental
         self._start_attributes: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
         self._metric_attributes: dict[tuple[Any, ...], _MetricAttributes] = {}
@@ -97,10 +107,14 @@ class CallTelemetry:
         time_to_first_chunk: float | None,
         error: BaseException | None,
         user_id: str | None,
+        scopes: Mapping[str, str] | None = None,
     ) -> None:
         response_model = info.response_model if info is not None else None
+        labels: tuple[tuple[str, str], ...] = ()
+        if scopes and self.metric_scopes:
+            labels = tuple((name, scopes[name]) for name in self.metric_scopes if name in scopes)
         key = (provider, request_model, response_model, type(error) if error is not None else None,
-               user_id if self.metric_user else None)  # fmt: skip
+               user_id if self.metric_user else None, labels)  # fmt: skip
         attributes = self._metric_attributes.get(key)
         if attributes is None:
             attributes = _bounded(self._metric_attributes)[key] = _MetricAttributes(*key)
@@ -136,12 +150,15 @@ class _MetricAttributes:
         response_model: str | None,
         error_type: type[BaseException] | None,
         user_id: str | None,
+        scope_labels: tuple[tuple[str, str], ...] = (),
     ) -> None:
         common: dict[str, Any] = {
             names.GEN_AI_OPERATION_NAME: names.OPERATION_CHAT,
             names.GEN_AI_PROVIDER_NAME: provider,
             names.GEN_AI_REQUEST_MODEL: request_model,
         }
+        for name, scope_key in scope_labels:
+            common[names.SCOPE_PREFIX + name] = scope_key
         if response_model:
             common[names.GEN_AI_RESPONSE_MODEL] = str(response_model)
         self.common = common
@@ -151,6 +168,8 @@ class _MetricAttributes:
         self.response_phase = {**self.output, names.GEN_AI_TOKEN_PHASE: names.TOKEN_PHASE_RESPONSE}
         self.reasoning_phase = {**self.output, names.GEN_AI_TOKEN_PHASE: names.TOKEN_PHASE_REASONING}
         cost: dict[str, Any] = {names.GEN_AI_PROVIDER_NAME: provider, names.GEN_AI_REQUEST_MODEL: request_model}
+        for name, scope_key in scope_labels:
+            cost[names.SCOPE_PREFIX + name] = scope_key
         if user_id:
             cost[names.USER_ID] = user_id
         self.cost = cost

@@ -89,6 +89,8 @@ BREAKER_KEY = "spendfuse.breaker.key"
 BREAKER_LIMIT = "spendfuse.breaker.limit"
 BREAKER_LIMIT_VALUE = "spendfuse.breaker.limit_value"
 BREAKER_SPENT = "spendfuse.breaker.spent"
+# What calls in flight have reserved on the scope, apart from what it has spent (settled).
+BREAKER_IN_FLIGHT = "spendfuse.breaker.in_flight"
 BREAKER_REQUESTED = "spendfuse.breaker.requested"
 BREAKER_WINDOW = "spendfuse.breaker.window"
 BREAKER_WINDOW_RESETS_AT = "spendfuse.breaker.window_resets_at"
@@ -111,6 +113,11 @@ METRIC_BUDGET_LIMIT = "spendfuse.budget.limit"
 
 # metric attribute keys of our own (GenAI keys above are reused where they apply)
 METRIC_ATTR_SCOPE = "spendfuse.scope"
+# ``spendfuse.scope.team = "search"``: a run's keyed scope on its spans (every scope) and on
+# metrics (only the scopes of the ``metric_scopes`` setting: metric labels must stay few).
+SCOPE_PREFIX = "spendfuse.scope."
+# The key of a scope window's gauges (``spendfuse.scope`` names the scope): metric_scopes only.
+METRIC_ATTR_SCOPE_KEY = "spendfuse.scope.key"
 METRIC_ATTR_LIMIT = "spendfuse.limit"
 METRIC_ATTR_OUTCOME = "spendfuse.outcome"
 METRIC_ATTR_REASON = "spendfuse.reason"

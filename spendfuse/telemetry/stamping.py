@@ -1,4 +1,4 @@
-"""Stamp ``spendfuse.run.id`` and ``user.id`` on every span started inside a run.
+"""Stamp ``spendfuse.run.id``, ``user.id`` and ``spendfuse.scope.<name>`` on every span started inside a run.
 
 A span processor sees spans of every instrumentation (HTTP clients, databases, the SDKs' own), so
 a run's whole trace can be found and filtered by run id in Tempo without those libraries knowing
@@ -21,10 +21,16 @@ class RunStampingProcessor(SpanProcessor):
             return
         attributes = span.attributes
         if attributes is not None and names.RUN_ID in attributes:
-            return  # a run span names its own run, not the enclosing one
+            # A run span names its own run and scopes, not the enclosing one's; a call span starts
+            # with the run id and user (telemetry/calls.py) and takes the run's scopes from here.
+            if names.RUN_NAME not in attributes and the_run.scope_attributes:
+                span.set_attributes(the_run.scope_attributes)
+            return
         span.set_attribute(names.RUN_ID, the_run.run_id)
         if the_run.user_id is not None:
             span.set_attribute(names.USER_ID, the_run.user_id)
+        if the_run.scope_attributes:
+            span.set_attributes(the_run.scope_attributes)
 
     def on_end(self, span: ReadableSpan) -> None:
         return None

@@ -183,7 +183,7 @@ def test_a_version_1_ledger_gains_the_in_flight_columns_and_keeps_its_rows(tmp_p
         assert "trip_in_flight" in {row[1] for row in upgraded.execute("PRAGMA table_info(spans)")}
         assert "in_flight" in {row[1] for row in upgraded.execute("PRAGMA table_info(events)")}
         assert upgraded.execute("SELECT name, trip_in_flight FROM spans").fetchall() == [("chat m", None)]
-        assert upgraded.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert upgraded.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
     finally:
         upgraded.close()
 

@@ -21,6 +21,7 @@ ROUTES = {
     "SpendfuseTripStorm": TRIPS,
     "SpendfuseSpendRateHigh": DEFAULT,
     "SpendfuseBudgetNearlyExhausted": DEFAULT,
+    "SpendfuseScopeBudgetNearlyExhausted": DEFAULT,
     "SpendfuseGenAIErrorRatio": DEFAULT,
     "SpendfuseCollectorDown": DEFAULT,
 }

@@ -74,14 +74,15 @@ def test_names_py_prometheus_names_are_emitted(emitted: dict[str, set[str]]) -> 
 
 
 EXPECTED_LABELS = {
-    "spendfuse_cost_USD_total": {"gen_ai_provider_name", "gen_ai_request_model", "user_id"},
+    # spendfuse_scope_team: the traffic marks the team scope low-cardinality (metric_scopes).
+    "spendfuse_cost_USD_total": {"gen_ai_provider_name", "gen_ai_request_model", "user_id", "spendfuse_scope_team"},
     "spendfuse_breaker_trips_total": {"spendfuse_scope", "spendfuse_limit", "gen_ai_provider_name",
                                       "gen_ai_request_model"},
     "spendfuse_runs_total": {"spendfuse_outcome"},
     "spendfuse_store_errors_total": {"spendfuse_reason"},
     "spendfuse_budget_warnings_total": {"spendfuse_scope", "spendfuse_limit"},
-    "spendfuse_budget_spent_USD": {"spendfuse_scope", "user_id"},
-    "spendfuse_budget_limit_USD": {"spendfuse_scope", "user_id"},
+    "spendfuse_budget_spent_USD": {"spendfuse_scope", "user_id", "spendfuse_scope_key"},
+    "spendfuse_budget_limit_USD": {"spendfuse_scope", "user_id", "spendfuse_scope_key"},
     "gen_ai_client_token_usage_bucket": {"gen_ai_token_type", "gen_ai_provider_name", "gen_ai_request_model",
                                          "gen_ai_operation_name", "le"},
     "gen_ai_client_operation_duration_seconds_bucket": {"gen_ai_provider_name", "gen_ai_request_model",

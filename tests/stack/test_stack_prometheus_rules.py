@@ -39,7 +39,8 @@ def test_rule_unit_tests_pass() -> None:
 
 EXPECTED_ALERTS = {
     "SpendfuseBreakerTripped", "SpendfuseTripStorm", "SpendfuseSpendRateHigh",
-    "SpendfuseBudgetNearlyExhausted", "SpendfuseGenAIErrorRatio", "SpendfuseCollectorDown",
+    "SpendfuseBudgetNearlyExhausted", "SpendfuseScopeBudgetNearlyExhausted", "SpendfuseGenAIErrorRatio",
+    "SpendfuseCollectorDown",
 }
 
 

@@ -140,3 +140,25 @@ def test_breaker_trip_reaches_the_webhook(stack: Stack) -> None:
     alert = received[0]["payload"]["alerts"][0]
     assert alert["labels"]["alertname"] == "SpendfuseBreakerTripped"
     assert alert["status"] == "firing"
+
+
+def test_token_panels_count_spendfuse_measurements_only(stack: Stack) -> None:
+    """The traffic's "other instrumentation" records 1,000,000 input tokens under its own meter."""
+    panel = next(q for q in sup.all_queries() if "Tokens by type" in q.where)
+    promql = promql_of(panel)
+    assert 'otel_scope_name="spendfuse"' in promql
+    shown = {r["metric"]["gen_ai_token_type"]: float(r["value"][1]) for r in stack.query(promql)}
+    ours = stack.query('sum by (gen_ai_token_type) (gen_ai_client_token_usage_sum{otel_scope_name="spendfuse"})')
+    everything = stack.query("sum by (gen_ai_token_type) (gen_ai_client_token_usage_sum)")
+    ours_input = next(float(r["value"][1]) for r in ours if r["metric"]["gen_ai_token_type"] == "input")
+    all_input = next(float(r["value"][1]) for r in everything if r["metric"]["gen_ai_token_type"] == "input")
+    assert all_input - ours_input == 1_000_000  # the foreign series is really there
+    assert shown["input"] == ours_input < 1_000_000
+
+
+def test_spend_by_scope_panel_shows_the_team(stack: Stack) -> None:
+    panel = next(q for q in sup.all_queries() if "Spend by scope" in q.where)
+    rows = stack.query(promql_of(panel))
+    assert {(r["metric"]["spendfuse_scope"], r["metric"]["spendfuse_scope_key"]) for r in rows} == {("team", "search")}
+    assert all(0 < float(r["value"][1]) < 5 for r in rows)
+

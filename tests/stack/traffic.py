@@ -32,6 +32,8 @@ from spendfuse.testing import FakeProvider, Reply
 ANTHROPIC_MODEL = "claude-sonnet-4-5"
 OPENAI_MODEL = "gpt-4o-mini"
 USER_BUDGET = spendfuse.Budget(usd=5.0, window="1d")
+TEAM_BUDGET = spendfuse.Budget(usd=5.0, window="1d")
+FOREIGN_TOKENS = 1_000_000  # recorded by "another instrumentation": never in a dashboard sum
 # A loopback port nothing listens on: the budget store is "down".
 DEAD_STORE = "redis://127.0.0.1:1/0"
 
@@ -79,10 +81,13 @@ def run_traffic(meter_provider: MeterProvider, tracer_provider: TracerProvider) 
         ask_openai(openai_client, "Is the store up?")
 
     # Everything else runs on the in-memory store.
-    spendfuse.instrument(**providers, store="memory://", store_failure="closed", user_budget=USER_BUDGET)
+    # The team scope is marked low-cardinality: its key labels the cost and the window gauges.
+    spendfuse.instrument(**providers, store="memory://", store_failure="closed", user_budget=USER_BUDGET,
+                         budgets={"team": TEAM_BUDGET}, metric_scopes=["team"])
 
-    # 2. A normal run with both providers, plain and streaming calls.
-    with spendfuse.run("stack-run-1", user_id="alice", budget=spendfuse.Budget(usd=1.0, turns=10)):
+    # 2. A normal run with both providers, plain and streaming calls, in the search team's budget.
+    with spendfuse.run("stack-run-1", user_id="alice", budget=spendfuse.Budget(usd=1.0, turns=10),
+                       scopes={"team": "search"}):
         ask_anthropic(anthropic_client, "Plan the trip.")
         ask_openai(openai_client, "Summarise the plan.")
         stream_openai(openai_client, "Stream the summary.")
@@ -102,6 +107,13 @@ def run_traffic(meter_provider: MeterProvider, tracer_provider: TracerProvider) 
             ask_anthropic(anthropic_client, "Fail, please.")
 
     expect(anthropic.InternalServerError, failing_run)
+
+    # 5. A framework's own GenAI instrumentation records gen_ai.client.token.usage too, under its
+    # own meter: the dashboards must count spendfuse's measurement only (otel_scope_name).
+    foreign = meter_provider.get_meter("opentelemetry.instrumentation.someframework")
+    histogram = foreign.create_histogram("gen_ai.client.token.usage", unit="{token}")
+    histogram.record(FOREIGN_TOKENS, {"gen_ai.token.type": "input", "gen_ai.operation.name": "chat",
+                                      "gen_ai.provider.name": "anthropic", "gen_ai.request.model": ANTHROPIC_MODEL})
 
 
 def main(argv: list[str] | None = None) -> int:

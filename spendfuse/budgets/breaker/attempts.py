@@ -3,7 +3,7 @@
 A call's first attempt is admitted by ``Breaker.admit``. When the SDK retries, ``readmit`` closes
 the previous attempt at its charge (nothing when the provider answered with an error status; its
 reservation when it was sent and never answered) and reserves the same worst case again for the
-next attempt on every scope -- the run, its parents and the user's window (a new store lease) --
+next attempt on every scope -- the run, its parents and every keyed scope (one new store lease) --
 or refuses it with ``BudgetExceeded`` before it is sent. The call's turn is carried from attempt to
 attempt, in flight, and settled once, with the last attempt.
 
@@ -32,7 +32,7 @@ from spendfuse.telemetry import names
 
 if TYPE_CHECKING:
     from spendfuse.budgets.breaker.core import Breaker
-    from spendfuse.budgets.breaker.scopes import UserScope
+    from spendfuse.budgets.breaker.scopes import Scope
     from spendfuse.runs.run import Run
 
 log = logging.getLogger("spendfuse")
@@ -73,13 +73,13 @@ def readmit(
     denied = _runs(previous, following, chain, usage, cost)
     held = denied is None  # the runs hold the next attempt's reservation
     now = time.time()
-    user: UserScope | None = None
+    keyed: list[Scope] = []
     try:
         past = past_run_limit(chain) if chain else None
         if past is not None:  # the run's clock ran out while the SDK retried: a hard stop
             breaker._refuse_past(past, request, previous.run, span)  # raises unless approved
         if denied is None:
-            user, denied = _user_window(breaker, previous, following, charge, now)
+            keyed, denied = _keyed_window(breaker, request, previous, following, charge, now)
             if denied is not None:
                 _unreserve_runs(following, chain)
                 held = False
@@ -94,13 +94,10 @@ def readmit(
                 for scope_run in chain:
                     scope_run.balance.reserve(following.reserved_usd, 0, following.reserved_tokens)
             held = True
-            if user is None and previous.user_leased:
-                try:
-                    user = _user_scope(breaker, previous, now)
-                except Exception:
-                    user = None  # the approved attempt proceeds on the runs' reservation
-            if user is not None:
-                _lease(breaker, previous, following, user, charge, now, check=False)
+            if not keyed and previous.leased:
+                keyed = list(previous.scopes)  # the scopes the call reserved on before
+            if keyed:
+                _lease(breaker, previous, following, keyed, charge, now, check=False)
     except BaseException:
         # Refused, or the store failed closed: no next attempt. The previous attempt's charge
         # stands and the call's turn is settled with it, here, once.
@@ -110,8 +107,8 @@ def readmit(
         raise
     # The previous lease is settled after the next one is taken (see the module's docstring). It
     # keeps the turn only when no new lease carries it on (the store failed open, no user budget).
-    if previous.user_leased:
-        _settle_lease(breaker, previous, charge, turns=0 if following.user_leased else 1)
+    if previous.leased:
+        _settle_lease(breaker, previous, charge, turns=0 if following.leased else 1)
     if critical.PENDING:
         critical.drain()
     return following
@@ -155,71 +152,78 @@ def _runs(
     return denied
 
 
-def _user_scope(breaker: Breaker, previous: Admission, now: float) -> UserScope | None:
-    return breaker._scopes.get(previous.run.user_id if previous.run is not None else None, now)
+def _keyed_window(
+    breaker: Breaker, request: CallRequest, previous: Admission, following: Admission, charge: _Charge, now: float
+) -> tuple[list[Scope], Denied | None]:
+    """The next attempt's lease on the call's keyed scopes, or why it does not fit (raises: fail closed).
 
-
-def _user_window(
-    breaker: Breaker, previous: Admission, following: Admission, charge: _Charge, now: float
-) -> tuple[UserScope | None, Denied | None]:
-    """The next attempt's lease on the user's window, or why it does not fit (raises: fail closed)."""
-    try:
-        user = _user_scope(breaker, previous, now)
-    except Exception as exc:  # the user_budget callable raised: the store-outage policy decides
-        breaker._users.failed(following, exc, source="the user_budget callable")
-        return None, None
-    if user is None:
-        return None, None
-    return user, _lease(breaker, previous, following, user, charge, now, check=True)
+    The scopes are those the previous attempt held; resolved again only when it held none (the
+    store failed open, or a budget callable failed)."""
+    if previous.leased:
+        keyed = list(previous.scopes)
+    else:
+        the_run = previous.run
+        keyed, unresolved = breaker._scopes.for_call(
+            the_run.scopes if the_run is not None else None, request.provider, request.model, now
+        ) if breaker._scopes else ([], None)
+        if unresolved is not None:  # a budget callable raised: the store-outage policy decides
+            name, exc = unresolved
+            source = "the user_budget callable" if name == "user" else f"the budgets[{name!r}] callable"
+            breaker._keyed.failed(following, exc, source=source)
+            return [], None
+    if not keyed:
+        return [], None
+    return keyed, _lease(breaker, previous, following, keyed, charge, now, check=True)
 
 
 def _lease(
     breaker: Breaker,
     previous: Admission,
     following: Admission,
-    user: UserScope,
+    keyed: list[Scope],
     charge: _Charge,
     now: float,
     *,
     check: bool,
 ) -> Denied | None:
-    """Take the next attempt's lease on the user's window; the previous lease is still in flight."""
-    freed: dict[str, int] = {}
-    limits: dict[str, int] = {}
-    if check:
-        if previous.user_leased and previous.user_key == user.key:
-            # What closing the previous lease will free: its reservation less its charge.
-            freed = {
-                stores.USD: previous.reserved_usd - charge.usd,
-                stores.TOKENS: previous.reserved_tokens - charge.tokens,
-            }
-        # The turn was admitted with the call: carried, not checked again.
-        limits = {metric: limit + freed.get(metric, 0) for metric, limit in user.limits.items()
-                  if metric != stores.TURNS}  # fmt: skip
-    request = stores.ScopeRequest(
-        key=user.key,
-        limits=limits,
-        amounts={stores.USD: following.reserved_usd, stores.TURNS: 1, stores.TOKENS: following.reserved_tokens},
-        expires_at=user.expires_at,
-    )
+    """Take the next attempt's lease on every keyed scope; the previous lease is still in flight."""
+    held = {scope.store_key for scope in previous.scopes} if previous.leased else set()
+    # What closing the previous lease will free on each scope it held: its reservation less its charge.
+    freed = {stores.USD: previous.reserved_usd - charge.usd, stores.TOKENS: previous.reserved_tokens - charge.tokens}
+    requests = []
+    for scope in keyed:
+        limits: dict[str, int] = {}
+        if check:
+            raised = freed if scope.store_key in held else {}
+            # The turn was admitted with the call: carried, not checked again.
+            limits = {metric: limit + raised.get(metric, 0) for metric, limit in scope.limits.items()
+                      if metric != stores.TURNS}  # fmt: skip
+        requests.append(stores.ScopeRequest(
+            key=scope.store_key,
+            limits=limits,
+            amounts={stores.USD: following.reserved_usd, stores.TURNS: 1, stores.TOKENS: following.reserved_tokens},
+            expires_at=scope.expires_at,
+        ))  # fmt: skip
     lease_id = lease_ids.next()
     try:
-        denial = breaker.store.reserve(lease_id, [request], now + breaker.settings.lease_seconds, now)
+        denial = breaker.store.reserve(lease_id, requests, now + breaker.settings.lease_seconds, now)
     except Exception as exc:
-        breaker._users.failed(following, exc)  # raises when the store fails closed
+        breaker._keyed.failed(following, exc)  # raises when the store fails closed
         return None
     if denial is not None:
-        back = freed.get(denial.metric, 0)
+        scope = next((s for s in keyed if s.store_key == denial.key), keyed[0])
+        back = freed.get(denial.metric, 0) if scope.store_key in held else 0
         spent, in_flight = denial.spent, denial.in_flight
         if back:  # the numbers as they are once the previous attempt is closed
             charged = charge.usd if denial.metric == stores.USD else charge.tokens
             spent += charged
             in_flight -= back + charged
-        return Denied("user", user.user_id, denial.metric, denial.limit - back, spent, in_flight,
-                      denial.requested, user.budget.window, user.window_end)  # fmt: skip
+        return Denied(scope.name, scope.key, denial.metric, denial.limit - back, spent, in_flight,
+                      denial.requested, scope.budget.window, scope.window_end)  # fmt: skip
     following.lease_id = lease_id
-    following.user_key = user.key
-    following.user_leased = True
+    following.scopes = tuple(keyed)
+    following.user_key = next((s.store_key for s in keyed if s.name == "user"), None)
+    following.leased = True
     return None
 
 
@@ -235,7 +239,7 @@ def _finish(breaker: Breaker, previous: Admission, chain: tuple[Run, ...], charg
     with RUN_LOCK:
         for scope_run in chain:
             scope_run.balance.settle(0, 0, None, 0)
-    if previous.user_leased:
+    if previous.leased:
         _settle_lease(breaker, previous, charge, turns=1)
 
 

@@ -2,13 +2,13 @@
 
 Admission reserves the call's worst case (input estimate + max output x choices at the output
 rate; one turn; input + max output tokens) on the current run and its parents (in process, under
-one lock) and on the user's window (in the configured store), all or nothing, with ``spent +
-in_flight + request <= limit`` everywhere. Settlement replaces the reservation with the reported
-usage. Every number is an integer: micro-dollars for money.
+one lock) and on every keyed scope the call touches (user, team, org, model, ... windows, in one
+store call on one lease), all or nothing, with ``spent + in_flight + request <= limit`` everywhere.
+Settlement replaces the reservation with the reported usage. Every number is an integer: micro-dollars for money.
 
-The pieces, one concern each: ``request`` (the data), ``scopes`` (user windows), ``checks`` (run
+The pieces, one concern each: ``request`` (the data), ``scopes`` (keyed scope windows), ``checks`` (run
 clock and loops), ``reserve`` (reservation and the store policy), ``refusals`` (errors, trips,
-hard stops), ``warnings`` (warn_at), ``gauges`` (user-window gauges), ``leases`` (lease ids).
+hard stops), ``warnings`` (warn_at), ``gauges`` (scope-window gauges), ``leases`` (lease ids).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from spendfuse.budgets.breaker.gauges import GaugeUsers
 from spendfuse.budgets.breaker.refusals import Refusals
 from spendfuse.budgets.breaker.request import Admission, CallRequest, Denied, SpanLike
 from spendfuse.budgets.breaker.reserve import (
-    UserReservations,
+    ScopeReservations,
     force_runs,
     reserve_runs,
     unreserve_runs,
 )
-from spendfuse.budgets.breaker.scopes import UserScope, UserScopes
+from spendfuse.budgets.breaker.scopes import Scope, Scopes, scope_resolvers
 from spendfuse.budgets.breaker.warnings import Warnings
 from spendfuse.budgets.critical import GuardedLock
 from spendfuse.budgets.estimate import PrefixMemo, estimate_input_tokens
@@ -59,11 +59,11 @@ class Breaker:
         self.instruments = instruments
         self._store = store
         self._store_lock = GuardedLock()
-        self._scopes = UserScopes(settings.user_budget)
-        self._gauges = GaugeUsers(lambda: self.store)
+        self._scopes = Scopes(scope_resolvers(settings.user_budget, settings.budgets))
+        self._gauges = GaugeUsers(lambda: self.store, settings.metric_scopes)
         self._warnings = Warnings(settings.warn_at, instruments, lambda: self.store)
         self._refusals = Refusals(settings, instruments)
-        self._users = UserReservations(settings, instruments, lambda: self.store, self._gauges.note)
+        self._keyed = ScopeReservations(settings, instruments, lambda: self.store, self._gauges.note)
         instruments.set_gauge_source(self._gauges.rows)
 
     # -- store ---------------------------------------------------------------------------------
@@ -97,16 +97,17 @@ class Breaker:
             self._refusals.refuse_stopped(request, the_run, span)
         now = time.time()
         chain: tuple[Run, ...] = the_run.chain if the_run is not None else ()
-        unresolved: Exception | None = None
-        try:
-            user = self._scopes.get(the_run.user_id if the_run is not None else None, now)
-        except Exception as exc:  # the user_budget callable raised: the user's limits are unknown
-            user, unresolved = None, exc
+        unresolved: tuple[str, Exception] | None = None
+        keyed: list[Scope] = []
+        if self._scopes:
+            keyed, unresolved = self._scopes.for_call(
+                the_run.scopes if the_run is not None else None, request.provider, request.model, now
+            )
         rates = self.prices.rates(
             request.provider, request.model, service_tier=request.service_tier, speed=request.speed
         )
         if rates is None and (
-            (user is not None and stores.USD in user.limits)
+            any(stores.USD in scope.limits for scope in keyed)
             or any(r.budget is not None and r.budget.usd is not None for r in chain)
         ):
             raise UnpricedModelError(request.model, request.provider)
@@ -114,7 +115,7 @@ class Breaker:
             past = past_run_limit(chain)
             if past is not None:
                 self._refuse_past(past, request, the_run, span)
-        if not chain and user is None and unresolved is None:
+        if not chain and not keyed and unresolved is None:
             # Nothing to reserve against (telemetry only): no worst case is needed, and the input
             # estimate is left to the rare call whose provider reports no usage (-1: not made).
             return Admission(the_run, rates, -1, self._max_output(request), reserved_usd=0, reserved_tokens=0)
@@ -134,12 +135,14 @@ class Breaker:
             reserved_usd=self._worst_usd(rates, request, input_estimate, max_output),
             reserved_tokens=input_estimate + max_output,
         )
-        if not chain and user is None:
-            return admission  # nothing to reserve against: telemetry only
+        if not chain and not keyed and unresolved is None:
+            # Nothing to reserve against: telemetry only. (A call outside any run may still touch
+            # model and provider scopes; when their budget callable failed, the policy below decides.)
+            return admission
 
-        denied = self._reserve(admission, chain, user, now)
+        denied = self._reserve(admission, chain, keyed, now)
         if denied is not None and self.settings.clamp and denied.metric in ("usd", "tokens"):
-            denied = self._clamp(admission, request, chain, user, now, denied)
+            denied = self._clamp(admission, request, chain, keyed, now, denied)
         if denied is not None:
             error = self._refusals.error(denied, request, admission.max_output // max(1, request.choices), the_run)
             # A run's settled spend never goes down: once it alone has reached the limit, no call
@@ -148,17 +151,19 @@ class Breaker:
             hard = denied.scope == "run" and denied.spent >= denied.limit
             self._refusals.refuse(error, request, the_run, span, hard=hard)  # raises unless approved
             admission.approved = True
-            self._force_reserve(admission, chain, user, now)
+            self._force_reserve(admission, chain, keyed, now)
         if unresolved is not None:
-            # Unknown user limits are a store outage by another name, never "no user limit" (and
-            # the run limits above still held): closed refuses, open admits and counts it.
+            # Unknown scope limits are a store outage by another name, never "no limit" (and the
+            # limits that resolved still held): closed refuses, open admits and counts it.
             try:
-                self._users.failed(admission, unresolved, source="the user_budget callable")
+                name, exc = unresolved
+                source = "the user_budget callable" if name == "user" else f"the budgets[{name!r}] callable"
+                self._keyed.failed(admission, exc, source=source)
             except BaseException:
                 unreserve_runs(admission, chain)
                 raise
         if self._warnings.warn_at is not None:
-            self._warnings.check(admission, chain, user, now, span, request)
+            self._warnings.check(admission, chain, now, span, request)
         if PENDING:
             critical.drain()
         return admission
@@ -192,16 +197,16 @@ class Breaker:
         )
 
     def _reserve(
-        self, admission: Admission, chain: tuple[Run, ...], user: UserScope | None, now: float
+        self, admission: Admission, chain: tuple[Run, ...], keyed: list[Scope], now: float
     ) -> Denied | None:
         if chain:
             denied = reserve_runs(admission, chain)
             if denied is not None:
                 return denied
-        if user is None:
+        if not keyed:
             return None
         try:
-            denied = self._users.reserve(admission, user, now, check=True)
+            denied = self._keyed.reserve(admission, keyed, now, check=True)
         except BaseException:
             # A fail-closed store outage refuses the call: the run scopes must not keep its reservation.
             unreserve_runs(admission, chain)
@@ -211,13 +216,13 @@ class Breaker:
         return denied
 
     def _force_reserve(
-        self, admission: Admission, chain: tuple[Run, ...], user: UserScope | None, now: float
+        self, admission: Admission, chain: tuple[Run, ...], keyed: list[Scope], now: float
     ) -> None:
         """An approved overrun: record it in flight everywhere without checking limits."""
         force_runs(admission, chain)
-        if user is not None:
+        if keyed:
             try:
-                self._users.reserve(admission, user, now, check=False)
+                self._keyed.reserve(admission, keyed, now, check=False)
             except BaseException:
                 unreserve_runs(admission, chain)
                 raise
@@ -227,7 +232,7 @@ class Breaker:
         admission: Admission,
         request: CallRequest,
         chain: tuple[Run, ...],
-        user: UserScope | None,
+        keyed: list[Scope],
         now: float,
         denied: Denied,
     ) -> Denied | None:
@@ -248,7 +253,7 @@ class Breaker:
             admission.reserved_usd = self._worst_usd(admission.rates, request, admission.input_estimate, fitting)
             admission.reserved_tokens = admission.input_estimate + fitting
             admission.clamped_to = per_choice
-            again = self._reserve(admission, chain, user, now)
+            again = self._reserve(admission, chain, keyed, now)
             if again is None:
                 return None
             denied = again
@@ -300,8 +305,8 @@ class Breaker:
             with RUN_LOCK:
                 for scope_run in the_run.chain:
                     scope_run.balance.settle(reserved_usd, reserved_tokens, usage, cost_micros)
-        if admission.user_leased:
-            self._users.settle(admission, usage.total if usage is not None else 0, cost_micros or 0)
+        if admission.leased:
+            self._keyed.settle(admission, usage.total if usage is not None else 0, cost_micros or 0)
 
     # -- the SDK's retries (see ``attempts``) --------------------------------------------------
 

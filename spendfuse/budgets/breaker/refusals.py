@@ -206,5 +206,6 @@ def _limit_attributes(error: BudgetExceeded) -> dict[str, Any]:
         names.BREAKER_LIMIT: error.limit,
         names.BREAKER_LIMIT_VALUE: float(error.limit_value),
         names.BREAKER_SPENT: float(error.spent),
+        names.BREAKER_IN_FLIGHT: float(error.in_flight),
         names.BREAKER_REQUESTED: float(error.requested),
     }

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from opentelemetry.trace import Status
 
+    from spendfuse.budgets.breaker.scopes import Scope
     from spendfuse.budgets.pricing import Rates
     from spendfuse.runs.run import Run
 
@@ -52,8 +53,10 @@ class Admission:
     reserved_usd: int
     reserved_tokens: int
     lease_id: str = ""
-    user_key: str | None = None
-    user_leased: bool = False
+    user_key: str | None = None  # the user scope's store key, when the call touched one
+    # One lease in the store holds the reservation on every keyed scope of the call.
+    leased: bool = False
+    scopes: tuple[Scope, ...] = ()
     clamped_to: int | None = None
     approved: bool = False
     fail_open: bool = False

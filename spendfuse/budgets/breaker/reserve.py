@@ -1,20 +1,21 @@
-"""Reservation: the worst case on the run chain (in process, one lock) and the user window (store).
+"""Reservation: the worst case on the run chain (in process, one lock) and every keyed scope (store).
 
-All or nothing: the run chain is checked and reserved under ``RUN_LOCK``, then the user window in
-one store call; when the store refuses (or fails closed) the run reservation is taken back.
+All or nothing: the run chain is checked and reserved under ``RUN_LOCK``, then every keyed scope
+(user, team, org, model, ...) in one store call, one lease over all of them; when the store refuses
+(or fails closed) the run reservation is taken back.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from spendfuse.budgets import stores
 from spendfuse.budgets.breaker.leases import lease_ids
 from spendfuse.budgets.breaker.request import Admission, Denied
-from spendfuse.budgets.breaker.scopes import UserScope
+from spendfuse.budgets.breaker.scopes import Scope
 from spendfuse.errors import BudgetStoreUnavailable
 from spendfuse.runs.balance import RUN_LOCK
 from spendfuse.telemetry import names
@@ -63,15 +64,15 @@ def unreserve_runs(admission: Admission, chain: Iterable[Run]) -> None:
             scope_run.balance.unreserve(admission.reserved_usd, 1, admission.reserved_tokens)
 
 
-class UserReservations:
-    """The user window's lease in the configured store, and the store-failure policy."""
+class ScopeReservations:
+    """One lease over every keyed scope of a call in the configured store, and the store-failure policy."""
 
     def __init__(
         self,
         settings: Settings,
         instruments: Instruments,
         store: Callable[[], stores.BudgetStore],
-        on_reserved: Callable[[UserScope], None],
+        on_reserved: Callable[[Sequence[Scope]], None],
     ) -> None:
         self.settings = settings
         self.instruments = instruments
@@ -79,43 +80,46 @@ class UserReservations:
         self._on_reserved = on_reserved
         self._outage_logged = False
 
-    def reserve(self, admission: Admission, user: UserScope, now: float, *, check: bool) -> Denied | None:
+    def reserve(self, admission: Admission, scopes: Sequence[Scope], now: float, *, check: bool) -> Denied | None:
         lease_id = lease_ids.next()
         try:
             denial = self._store().reserve(
-                lease_id, [self._request(user, admission, check)], now + self.settings.lease_seconds, now
+                lease_id, [self._request(scope, admission, check) for scope in scopes],
+                now + self.settings.lease_seconds, now,
             )
         except Exception as exc:
             self.failed(admission, exc)
             return None
         self._outage_logged = False  # the store answered: the next outage is logged again
-        self._on_reserved(user)
+        self._on_reserved(scopes)
         if denial is not None:
+            scope = next((s for s in scopes if s.store_key == denial.key), scopes[0])
             return Denied(
-                "user", user.user_id, denial.metric, denial.limit, denial.spent, denial.in_flight,
-                denial.requested, user.budget.window, user.window_end,
+                scope.name, scope.key, denial.metric, denial.limit, denial.spent, denial.in_flight,
+                denial.requested, scope.budget.window, scope.window_end,
             )
         admission.lease_id = lease_id
-        admission.user_key = user.key
-        admission.user_leased = True
+        admission.scopes = tuple(scopes)
+        admission.user_key = next((s.store_key for s in scopes if s.name == "user"), None)
+        admission.leased = True
         return None
 
     @staticmethod
-    def _request(user: UserScope, admission: Admission, check: bool) -> stores.ScopeRequest:
+    def _request(scope: Scope, admission: Admission, check: bool) -> stores.ScopeRequest:
         usd, tokens = admission.reserved_usd, admission.reserved_tokens
-        cached = user.cached_request
+        cached = scope.cached_request
         if check and cached is not None:
             amounts = cached.amounts
             if amounts[stores.USD] == usd and amounts[stores.TOKENS] == tokens:
                 return cached
         request = stores.ScopeRequest(
-            key=user.key,
-            limits=user.limits if check else {},
+            key=scope.store_key,
+            limits=scope.limits if check else {},
             amounts={stores.USD: usd, stores.TURNS: 1, stores.TOKENS: tokens},
-            expires_at=user.expires_at,
+            expires_at=scope.expires_at,
         )
         if check:
-            user.cached_request = request
+            scope.cached_request = request
         return request
 
     def settle(self, admission: Admission, usage_tokens: int, cost: int) -> None:
@@ -129,7 +133,7 @@ class UserReservations:
             log.warning("spendfuse: could not settle lease %s (%s); it will expire", admission.lease_id, exc)
 
     def failed(self, admission: Admission, exc: Exception, source: str | None = None) -> None:
-        """The store (or the user_budget callable) failed: admit (open) or refuse (closed)."""
+        """The store (or a scope's budget callable) failed: admit (open) or refuse (closed)."""
         reason = "unavailable" if isinstance(exc, stores.StoreUnavailableError) else "error"
         store = f"budget store {stores.redacted_url(self.settings.store)!r}"
         if self.settings.store_failure == "open":

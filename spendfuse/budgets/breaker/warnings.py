@@ -1,4 +1,9 @@
-"""``warn_at``: a span event, a metric and a log record once per scope and limit."""
+"""``warn_at``: a span event, a metric and a log record once per scope and limit.
+
+A scope warns when ``spent + in_flight >= warn_at * limit``; the event and the log say the two
+apart, because "spent 90%" and "calls in flight reserved 90%" call for different actions (the
+second cures itself when the calls settle for less than their worst case).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from spendfuse.budgets import stores
 from spendfuse.budgets.breaker.request import Admission, CallRequest, SpanLike
-from spendfuse.budgets.breaker.scopes import UserScope
 from spendfuse.telemetry import names
 
 if TYPE_CHECKING:
@@ -18,8 +22,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("spendfuse")
 
 MICROS = 1_000_000
-# A user's window is read back from the store at most this often per user (one round trip).
+# A keyed scope's window is read back from the store at most this often per scope (one round trip).
 USER_USAGE_REFRESH_SECONDS = 5.0
+
+
+def dollars(micros: int) -> str:
+    """Rounded for a person: 2 significant digits below $1 ($0.00018, $0.0098), cents above."""
+    value = micros / MICROS
+    rounded = float(f"{value:.2g}")
+    if rounded >= 1 or value == 0:
+        return f"${value:,.2f}"
+    return "$" + f"{rounded:.10f}".rstrip("0").rstrip(".")
+
+
+def _amount(metric: str, value: int) -> str:
+    return dollars(value) if metric == "usd" else f"{value:,}"
 
 
 class Warnings:
@@ -36,7 +53,6 @@ class Warnings:
         self,
         admission: Admission,
         chain: tuple[Run, ...],
-        user: UserScope | None,
         now: float,
         span: SpanLike | None,
         request: CallRequest,
@@ -50,26 +66,33 @@ class Warnings:
                 continue
             balance = scope_run.balance
             checks = (
-                ("usd", budget.usd_micros, balance.usd + balance.flight_usd),
-                ("turns", budget.turns, balance.turns + balance.flight_turns),
-                ("tokens", budget.tokens, balance.tokens + balance.flight_tokens),
+                ("usd", budget.usd_micros, balance.usd, balance.flight_usd),
+                ("turns", budget.turns, balance.turns, balance.flight_turns),
+                ("tokens", budget.tokens, balance.tokens, balance.flight_tokens),
             )
-            for metric, limit, used in checks:
-                if limit and used >= warn_at * limit:
-                    self._warn("run", scope_run.run_id, scope_run.run_id, metric, used, limit, span, request)
-        if user is not None and admission.user_leased:
-            last = self._user_checked.get(user.key, 0.0)
+            for metric, limit, spent, in_flight in checks:
+                if limit and spent + in_flight >= warn_at * limit:
+                    self._warn(
+                        "run", scope_run.run_id, scope_run.run_id, metric, spent, in_flight, limit, span, request
+                    )
+        if not admission.leased:
+            return
+        for scope in admission.scopes:
+            last = self._user_checked.get(scope.store_key, 0.0)
             if now - last < USER_USAGE_REFRESH_SECONDS:
-                return
-            self._user_checked[user.key] = now
+                continue
+            self._user_checked[scope.store_key] = now
+            if len(self._user_checked) > 10_000:
+                self._user_checked.clear()  # many keys: a bound on memory
             try:
-                usage = self._store().usage(user.key, now)
+                usage = self._store().usage(scope.store_key, now)
             except Exception:
-                return
-            for metric, limit in user.limits.items():
-                used = usage.spent.get(metric, 0) + usage.in_flight.get(metric, 0)
-                if limit and used >= warn_at * limit:
-                    self._warn("user", user.key, user.user_id, metric, used, limit, span, request)
+                continue
+            for metric, limit in scope.limits.items():
+                spent = usage.spent.get(metric, 0)
+                in_flight = usage.in_flight.get(metric, 0)
+                if limit and spent + in_flight >= warn_at * limit:
+                    self._warn(scope.name, scope.store_key, scope.key, metric, spent, in_flight, limit, span, request)
 
     def _warn(
         self,
@@ -77,7 +100,8 @@ class Warnings:
         scope_key: str,
         who: str,
         metric: str,
-        used: int,
+        spent: int,
+        in_flight: int,
         limit: int,
         span: SpanLike | None,
         request: CallRequest,
@@ -86,14 +110,14 @@ class Warnings:
         if marker in self._warned:
             return
         self._warned.add(marker)
-        shown_used = used / MICROS if metric == "usd" else used
-        shown_limit = limit / MICROS if metric == "usd" else limit
+        scale = MICROS if metric == "usd" else 1
         attributes = {
             names.BREAKER_SCOPE: scope,
             names.BREAKER_KEY: who,
             names.BREAKER_LIMIT: metric,
-            names.BREAKER_LIMIT_VALUE: shown_limit,
-            names.BREAKER_SPENT: shown_used,
+            names.BREAKER_LIMIT_VALUE: limit / scale,
+            names.BREAKER_SPENT: spent / scale,
+            names.BREAKER_IN_FLIGHT: in_flight / scale,
         }
         try:
             if span is not None:
@@ -108,7 +132,14 @@ class Warnings:
             )
         except Exception:
             log.debug("spendfuse: could not record a budget warning", exc_info=True)
-        log.warning(
-            "spendfuse: %s %r has used %s of its %s %s budget (warn_at=%s)",
-            scope, who, shown_used, shown_limit, metric, self.warn_at,
-        )
+        log.warning("spendfuse: %s", warning_message(scope, who, metric, spent, in_flight, limit, self.warn_at))
+
+
+def warning_message(
+    scope: str, who: str, metric: str, spent: int, in_flight: int, limit: int, warn_at: float | None
+) -> str:
+    budget = f"{dollars(limit)} usd" if metric == "usd" else f"{limit:,} {metric}"
+    text = f"{scope} {who!r} has spent {_amount(metric, spent)} of its {budget} budget"
+    if in_flight:
+        text += f", and calls in flight have reserved {_amount(metric, in_flight)} more"
+    return f"{text} (warn_at={warn_at:g})" if warn_at is not None else text

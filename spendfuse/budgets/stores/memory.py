@@ -18,7 +18,6 @@ from spendfuse.budgets.stores.base import (
     Denial,
     ScopeRequest,
     ScopeUsage,
-    check_fits,
 )
 
 
@@ -47,28 +46,40 @@ class MemoryStore(BudgetStore):
         self._next_sweep = 0.0
         # The breaker resends one ScopeRequest object while a call's worst case stays the same.
         self._last_amounts: tuple[ScopeRequest | None, dict[str, int]] = (None, {})
+        self._last_multi: tuple[tuple[ScopeRequest, ...], list[dict[str, int]]] = ((), [])
 
     def reserve(
         self, lease_id: str, scopes: Sequence[ScopeRequest], lease_expires_at: float, now: float
     ) -> Denial | None:
         if len(scopes) == 1:
             return self._reserve_one(lease_id, scopes[0], lease_expires_at, now)
-        check_distinct(scopes)
-        amounts = [nonzero_amounts(request.amounts) for request in scopes]
+        # An agent loop resends the same requests (the breaker caches one per scope while the worst
+        # case stays the same): their checked, nonzero amounts are reused, as in _reserve_one.
+        last, amounts = self._last_multi
+        if len(last) != len(scopes) or any(a is not b for a, b in zip(last, scopes, strict=False)):
+            check_distinct(scopes)
+            amounts = [nonzero_amounts(request.amounts) for request in scopes]
+            self._last_multi = (tuple(scopes), amounts)
         with self._lock:
             if lease_id in self._leases:
                 return None  # a resent reservation is admitted once
-            self._sweep(now)
+            if now >= self._next_sweep:
+                self._sweep(now)
             states = []
             for request in scopes:
-                state = self._scopes.get(request.key)
+                key = request.key
+                state = self._scopes.get(key)
                 if state is None:
-                    state = self._scopes[request.key] = _Scope(expires_at=request.expires_at)
-                else:
+                    state = self._scopes[key] = _Scope(expires_at=request.expires_at)
+                elif state.next_expiry <= now:
                     self._expire_scope(state, now)
-                denial = check_fits(request.key, request.limits, request.amounts, state.spent, state.in_flight)
-                if denial is not None:
-                    return denial
+                spent, in_flight, wanted = state.spent, state.in_flight, request.amounts
+                for metric, limit in request.limits.items():
+                    requested = wanted.get(metric, 0)
+                    used = spent.get(metric, 0)
+                    flying = in_flight.get(metric, 0)
+                    if used + flying + requested > limit:
+                        return Denial(key, metric, limit, used, flying, requested)
                 states.append(state)
             lease = _Lease({}, lease_expires_at)
             for request, state, reserved in zip(scopes, states, amounts, strict=True):

@@ -165,6 +165,9 @@ class RedisStore(BudgetStore):
         self._usage = self._client.register_script(USAGE)
         self._expire = self._client.register_script(EXPIRE)
         self._routes: dict[str, tuple[tuple[str, ...], float]] = {}
+        self._last_scopes: tuple[tuple[ScopeRequest, ...], tuple[list[str], list[str], list[str | bytes]]] = (
+            (), ([], [], [])
+        )
         self._routes_lock = GuardedLock()
         self._next_prune = 0.0
 
@@ -179,20 +182,10 @@ class RedisStore(BudgetStore):
     ) -> Denial | None:
         if not scopes:
             raise ValueError("a reservation needs at least one scope")
-        check_distinct(scopes)
-        tags = [scope_tag(request.key) for request in scopes]
-        keys: list[str] = []
+        tags, keys, scope_args = self._scope_args(scopes)
         args: list[str | bytes] = [self.prefix, repr(float(now)), repr(float(lease_expires_at)), lease_id]
         args.append(str(TTL_MARGIN_MS))
-        for index, request in enumerate(scopes):
-            keys += self._keys(tags[index])
-            amounts = {metric: str(amount) for metric, amount in nonzero_amounts(request.amounts).items()}
-            limits = [[metric, str(int(limit))] for metric, limit in request.limits.items()]
-            record = {"a": amounts, "o": tags[:index] + tags[index + 1 :]}
-            window_end = "" if request.expires_at is None else repr(float(request.expires_at))
-            # Stored as is (HSETNX); surrogatepass: a key with a lone surrogate has no strict UTF-8 form.
-            key = request.key.encode("utf-8", "surrogatepass")
-            args += [tags[index], key, window_end, json.dumps(limits), json.dumps(record)]
+        args += scope_args
         # Remembered before the call: if the answer is lost, a later release still finds the lease.
         self._remember(lease_id, tuple(tags), lease_expires_at, now)
         try:
@@ -212,6 +205,32 @@ class RedisStore(BudgetStore):
             int(in_flight),
             int(requested),
         )
+
+    def _scope_args(self, scopes: Sequence[ScopeRequest]) -> tuple[list[str], list[str], list[str | bytes]]:
+        """The script's keys and per-scope arguments, which depend on the requests alone.
+
+        An agent loop resends the same request objects (the breaker caches one per scope while the
+        worst case stays the same): their hashing, JSON and encoding are reused, not redone per call.
+        """
+        last, cached = self._last_scopes
+        if len(last) == len(scopes) and all(a is b for a, b in zip(last, scopes, strict=False)):
+            return cached
+        check_distinct(scopes)
+        tags = [scope_tag(request.key) for request in scopes]
+        keys: list[str] = []
+        args: list[str | bytes] = []
+        for index, request in enumerate(scopes):
+            keys += self._keys(tags[index])
+            amounts = {metric: str(amount) for metric, amount in nonzero_amounts(request.amounts).items()}
+            limits = [[metric, str(int(limit))] for metric, limit in request.limits.items()]
+            record = {"a": amounts, "o": tags[:index] + tags[index + 1 :]}
+            window_end = "" if request.expires_at is None else repr(float(request.expires_at))
+            # Stored as is (HSETNX); surrogatepass: a key with a lone surrogate has no strict UTF-8 form.
+            key = request.key.encode("utf-8", "surrogatepass")
+            args += [tags[index], key, window_end, json.dumps(limits), json.dumps(record)]
+        built = (tags, keys, args)
+        self._last_scopes = (tuple(scopes), built)  # one tuple assignment: threads see old or new
+        return built
 
     def settle(self, lease_id: str, amounts: Mapping[str, int], now: float) -> bool:
         actual = {metric: str(amount) for metric, amount in nonzero_amounts(amounts).items()}
