@@ -184,9 +184,9 @@ def user_usage(user: str = USER) -> Any:
     """The user's window in the configured store (the breaker's own scope key for the window)."""
     active = runtime.current()
     assert active is not None
-    scope = active.breaker._scopes.get(user, time.time())
+    scope = active.breaker._scopes.get("user", user, time.time())
     assert scope is not None
-    return active.breaker.store.usage(scope.key, time.time())
+    return active.breaker.store.usage(scope.store_key, time.time())
 
 
 @pytest.fixture(scope="module")
