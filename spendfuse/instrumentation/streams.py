@@ -237,19 +237,26 @@ def watch_stream(stream: Any, call: StreamCall, reader: StreamReader) -> Any:
 class _RawWatch:
     """A raw response whose body is not read yet: usage arrives through ``parse()``."""
 
-    __slots__ = ("__weakref__", "call", "parsed")
+    __slots__ = ("__weakref__", "adopted", "call")
 
     def __init__(self, call: RawCall) -> None:
         self.call = call
-        self.parsed: Any = None
+        self.adopted = False
 
     def adopt(self, parsed: Any) -> Any:
-        if self.parsed is None:
-            self.parsed = self.call.on_result(parsed)  # a stream to watch, or a final object
-        return self.parsed
+        """The first ``parse()`` result decides the call: a stream is watched in place, a final
+        object settles now. The SDK's result is returned as is, so a later ``parse(to=...)``
+        still gets its own object (the SDK caches per type)."""
+        if not self.adopted:
+            self.adopted = True
+            try:
+                self.call.on_result(parsed)  # a stream is watched in place: same object
+            except Exception:
+                log_internal_error("reading a parsed raw response")
+        return parsed
 
     def unparsed_end(self, response: Any = None) -> None:
-        if self.parsed is not None:
+        if self.adopted:
             return
         if critical.must_defer():  # from the finalizer, inside a collection: see Ending.end
             critical.defer(self.unparsed_end, response)
@@ -258,6 +265,7 @@ class _RawWatch:
         try:
             content = getattr(getattr(response, "http_response", None), "_content", None)
             if content is not None and not call.stream:
+                self.adopted = True
                 call.finish(call.read_body(json.loads(content)))
                 return
         except Exception:
@@ -268,36 +276,51 @@ class _RawWatch:
 
 
 def watch_raw_response(response: Any, call: RawCall) -> Any:
-    """Instrument a ``with_streaming_response`` / streamed raw response in place."""
+    """Instrument a raw response whose body is read later, in place.
+
+    ``with_streaming_response`` responses (``APIResponse``) have ``parse`` and ``close``, async
+    ones as coroutines; OpenAI's ``with_raw_response`` responses (``LegacyAPIResponse``) have a
+    synchronous ``parse`` even on the async client (it returns the ``AsyncStream``) and no
+    ``close`` at all. Whatever ``parse()`` returns first is handed to the call (a stream is
+    watched and settled from its events); a response dropped unparsed is settled by its finalizer.
+    """
     watch = _RawWatch(call)
     try:
-        parse, close, ref = type(response).parse, type(response).close, weakref.ref(response)
+        cls = type(response)
+        parse, close, ref = cls.parse, getattr(cls, "close", None), weakref.ref(response)
         if asyncio.iscoroutinefunction(parse):
 
             async def aparse(*args: Any, **kwargs: Any) -> Any:
                 return watch.adopt(await parse(ref(), *args, **kwargs))
 
-            async def aclose() -> Any:
-                target = ref()
-                try:
-                    return await close(target)
-                finally:
-                    watch.unparsed_end(target)
-
-            response.parse, response.close = aparse, aclose
+            response.parse = aparse
         else:
 
             def sparse(*args: Any, **kwargs: Any) -> Any:
                 return watch.adopt(parse(ref(), *args, **kwargs))
 
-            def sclose() -> Any:
-                target = ref()
-                try:
-                    return close(target)
-                finally:
-                    watch.unparsed_end(target)
+            response.parse = sparse
+        if close is not None:
+            if asyncio.iscoroutinefunction(close):
 
-            response.parse, response.close = sparse, sclose
+                async def aclose() -> Any:
+                    target = ref()
+                    try:
+                        return await close(target)
+                    finally:
+                        watch.unparsed_end(target)
+
+                response.close = aclose
+            else:
+
+                def sclose() -> Any:
+                    target = ref()
+                    try:
+                        return close(target)
+                    finally:
+                        watch.unparsed_end(target)
+
+                response.close = sclose
         weakref.finalize(response, watch.unparsed_end)
     except Exception:
         log_internal_error("watching a raw response")
