@@ -56,6 +56,10 @@ class Settings:
     grafana_url: str | None = None
     ledger: str | None = None
     disable_frameworks: frozenset[str] = frozenset()  # spendfuse.frameworks adapters turned off
+    # Ask OpenAI chat streams for their usage (stream_options.include_usage) on these hosts only,
+    # hiding the extra usage chunk from callers that did not ask for it (#15).
+    stream_usage: bool = True
+    stream_usage_hosts: tuple[str, ...] = ("api.openai.com", "*.openai.azure.com")
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -118,7 +122,7 @@ def _coerce(key: str, name: str, value: Any) -> Any:
         if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "none", "")):
             return None
         return _number(key, value, low=0.0, high=1.0)
-    if name in ("clamp", "capture_content", "metric_user_attribute", "suppress_sdk_spans"):
+    if name in ("clamp", "capture_content", "metric_user_attribute", "suppress_sdk_spans", "stream_usage"):
         return _bool(key, value)
     if name == "clamp_floor":
         return int(_number(key, value, low=1, integral=True))
@@ -141,11 +145,36 @@ def _coerce(key: str, name: str, value: Any) -> Any:
 
             check_ledger_setting(key, value)
         return value or None
+    if name == "stream_usage_hosts":
+        return _hosts(key, value)
     if name == "disable_frameworks":
         from spendfuse.frameworks._names import parse_disabled
 
         return parse_disabled(key, value)
     raise ConfigError(f"{key}: unknown setting; accepted: {', '.join(sorted(SETTING_NAMES))}")
+
+
+HOSTS_FORM = (
+    "host names or *.suffix patterns, comma-separated in the environment (e.g. api.openai.com,*.openai.azure.com)"
+)
+
+
+def _hosts(key: str, value: object) -> tuple[str, ...]:
+    items: object = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple, set, frozenset)):
+        raise ConfigError(f"{key}: {shown(value)}; accepted: {HOSTS_FORM}")
+    hosts: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigError(f"{key}: {shown(item)} is not a host; accepted: {HOSTS_FORM}")
+        host = item.strip().lower()
+        bare = host.removeprefix("*.")
+        if not host:
+            continue
+        if not bare or any(not (c.isalnum() or c in ".-") for c in bare):
+            raise ConfigError(f"{key}: {item!r} is not a host; accepted: {HOSTS_FORM}")
+        hosts.append(host)
+    return tuple(hosts)
 
 
 def _check_sqlite_url(key: str, url: str) -> None:

@@ -28,6 +28,7 @@ from spendfuse.errors import BudgetExceeded, BudgetStoreUnavailable, UnpricedMod
 from spendfuse.instrumentation.provider import Provider
 from spendfuse.instrumentation.records import RequestInfo, ResponseInfo, get
 from spendfuse.instrumentation.request import sent_body, write_max_tokens
+from spendfuse.instrumentation.stream_usage import ask_for_usage, usage_only_chunk
 from spendfuse.instrumentation.streams import watch_raw_response, watch_stream
 from spendfuse.runs.run import Run, current_run
 from spendfuse.runtime import Runtime
@@ -98,9 +99,16 @@ def begin(runtime: Runtime, provider: Provider, instance: Any, args: tuple[Any, 
             return None
         request = provider.read_request(api, body)
         stream = bool(kwargs.get("stream", False)) or request.stream
+        server = _server(instance)
+        settings = runtime.settings
+        # Exact usage for chat streams that did not ask for it, on hosts known to accept the ask.
+        hide_usage = (
+            stream and api == "chat" and settings.stream_usage and provider.name == "openai"
+            and ask_for_usage(options, body, server[0], settings.stream_usage_hosts)
+        )  # fmt: skip
         the_run = current_run()
         span = runtime.calls.start(
-            provider.name, request, stream, _server(instance),
+            provider.name, request, stream, server,
             the_run.run_id if the_run is not None else None,
             the_run.user_id if the_run is not None else None,
             _content(body) if runtime.settings.capture_content else None,
@@ -121,6 +129,7 @@ def begin(runtime: Runtime, provider: Provider, instance: Any, args: tuple[Any, 
         log_internal_error("reading a request")
         return None
     call = ModelCall(runtime, provider, api, request, call_request, span, the_run, stream)
+    call.hide_usage = hide_usage
     try:
         admission = runtime.breaker.admit(call_request, the_run, span)
     except DELIBERATE as error:
@@ -143,6 +152,7 @@ class ModelCall:
         "admission",
         "api",
         "call_request",
+        "hide_usage",
         "provider",
         "request",
         "run",
@@ -172,6 +182,7 @@ class ModelCall:
         self.run = the_run
         self.stream = stream
         self.admission: Admission | None = None
+        self.hide_usage = False  # we asked for the stream's usage: withhold its chunk (stream_usage)
         self.started = time.perf_counter()
         self._first_chunk_at: float | None = None
         self._done = False
@@ -237,7 +248,7 @@ class ModelCall:
             provider = self.provider
             if isinstance(result, provider.stream_types):
                 reader = provider.stream_reader(self.api, self.runtime.settings.capture_content)
-                return watch_stream(result, self, reader)
+                return watch_stream(result, self, reader, usage_only_chunk if self.hide_usage else None)
             if isinstance(result, provider.raw_response_types):
                 return self._raw(result)
             info = provider.read_response(self.api, result)

@@ -142,7 +142,7 @@ except RuntimeError:  # imported while the interpreter is shutting down, or no s
     atexit.register(_end_open_streams)
 
 
-def _watch(source: Iterator[Any], ending: Ending) -> Iterator[Any]:
+def _watch(source: Iterator[Any], ending: Ending, skip: Callable[[Any], bool] | None = None) -> Iterator[Any]:
     try:
         source = iter(source)
         observe = ending.observer()
@@ -152,6 +152,8 @@ def _watch(source: Iterator[Any], ending: Ending) -> Iterator[Any]:
                 observe(item)
             except Exception:
                 log_internal_error("reading a stream event")
+            if skip is not None and _skipped(skip, item):
+                continue
             yield item
             break
         for item in source:  # the rest, without the first-chunk check
@@ -159,6 +161,8 @@ def _watch(source: Iterator[Any], ending: Ending) -> Iterator[Any]:
                 observe(item)
             except Exception:
                 log_internal_error("reading a stream event")
+            if skip is not None and _skipped(skip, item):
+                continue
             yield item
     except GeneratorExit:
         ending.end("abandoned")  # dropped before the end: charged for what it received
@@ -169,7 +173,9 @@ def _watch(source: Iterator[Any], ending: Ending) -> Iterator[Any]:
     ending.end("complete")
 
 
-async def _awatch(source: AsyncIterator[Any], ending: Ending) -> AsyncIterator[Any]:
+async def _awatch(
+    source: AsyncIterator[Any], ending: Ending, skip: Callable[[Any], bool] | None = None
+) -> AsyncIterator[Any]:
     try:
         observe = ending.observer()
         async for item in source:
@@ -178,6 +184,8 @@ async def _awatch(source: AsyncIterator[Any], ending: Ending) -> AsyncIterator[A
                 observe(item)
             except Exception:
                 log_internal_error("reading a stream event")
+            if skip is not None and _skipped(skip, item):
+                continue
             yield item
     except GeneratorExit:
         ending.end("abandoned")
@@ -186,6 +194,15 @@ async def _awatch(source: AsyncIterator[Any], ending: Ending) -> AsyncIterator[A
         ending.end("cancelled" if isinstance(error, asyncio.CancelledError) else "error", error)
         raise
     ending.end("complete")
+
+
+def _skipped(skip: Callable[[Any], bool], item: Any) -> bool:
+    # An item we added to the stream (the usage chunk we asked for) is read, never handed on.
+    try:
+        return skip(item)
+    except Exception:
+        log_internal_error("checking a stream event")
+        return False
 
 
 def _closing(owner: Any, ending: Ending) -> Callable[[], Any]:
@@ -216,16 +233,21 @@ def _aclosing(owner: Any, ending: Ending) -> Callable[[], Any]:
     return closed
 
 
-def watch_stream(stream: Any, call: StreamCall, reader: StreamReader) -> Any:
-    """Instrument ``stream`` in place and return it; on failure, settle now and return it as is."""
+def watch_stream(
+    stream: Any, call: StreamCall, reader: StreamReader, skip: Callable[[Any], bool] | None = None
+) -> Any:
+    """Instrument ``stream`` in place and return it; on failure, settle now and return it as is.
+
+    ``skip``: items observed but withheld from the caller (chunks only we asked for).
+    """
     ending = Ending(call, reader)
     try:
         source = stream._iterator  # the SDK's generator (a cached property on newer releases)
         if hasattr(source, "__anext__"):
-            stream._iterator = _awatch(source, ending)
+            stream._iterator = _awatch(source, ending, skip)
             stream.close = _aclosing(stream, ending)
         else:
-            stream._iterator = _watch(source, ending)
+            stream._iterator = _watch(source, ending, skip)
             stream.close = _closing(stream, ending)
         ending.watch(stream)
     except Exception:
