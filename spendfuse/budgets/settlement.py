@@ -28,6 +28,7 @@ class Answer(NamedTuple):
     output_seen: int  # output tokens estimated from what was received (streams cut short)
     complete: bool  # the response or stream was read to its end
     reason: str  # "complete", "error", "unreadable", "abandoned", "closed", "cancelled"
+    response_model: str | None = None  # the model that answered, as the response names it
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +80,16 @@ def settle(
     """Price the call's usage and settle its reservation (when it had one); exactly once per call.
 
     OpenAI's reasoning tokens are part of its output tokens: they are never priced on their own.
+    A request model the price book does not know (an Azure deployment name, an alias) is priced
+    by the model that answered; unknown after both, the cost is unknown (None), never $0.
     """
     usage, estimated = settled_usage(request, admission, answer, memo)
     rates = admission.rates if admission is not None else prices.rates(
         request.provider, request.model, service_tier=request.service_tier, speed=request.speed
     )
+    answered_by = answer.response_model
+    if rates is None and isinstance(answered_by, str) and answered_by and answered_by != request.model:
+        rates = prices.rates(request.provider, answered_by, service_tier=request.service_tier, speed=request.speed)
     cost: int | None
     if usage is None:
         cost = 0

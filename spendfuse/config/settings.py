@@ -60,6 +60,8 @@ class Settings:
     # hiding the extra usage chunk from callers that did not ask for it (#15).
     stream_usage: bool = True
     stream_usage_hosts: tuple[str, ...] = ("api.openai.com", "*.openai.azure.com")
+    # Deployment or alias name -> the model it serves, priced as that model (#15).
+    deployments: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -147,6 +149,8 @@ def _coerce(key: str, name: str, value: Any) -> Any:
         return value or None
     if name == "stream_usage_hosts":
         return _hosts(key, value)
+    if name == "deployments":
+        return _deployments(key, value)
     if name == "disable_frameworks":
         from spendfuse.frameworks._names import parse_disabled
 
@@ -175,6 +179,34 @@ def _hosts(key: str, value: object) -> tuple[str, ...]:
             raise ConfigError(f"{key}: {item!r} is not a host; accepted: {HOSTS_FORM}")
         hosts.append(host)
     return tuple(hosts)
+
+
+DEPLOYMENTS_FORM = (
+    'a mapping of deployment name to model, e.g. {"my-gpt4o": "gpt-4o"} '
+    "(in the environment: my-gpt4o=gpt-4o,other=gpt-4.1-mini)"
+)
+
+
+def _deployments(key: str, value: object) -> dict[str, str]:
+    if isinstance(value, str):
+        pairs: list[tuple[object, object]] = []
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            left, sep, right = part.partition("=")
+            if not sep:
+                raise ConfigError(f"{key}: {part.strip()!r} is not name=model; accepted: {DEPLOYMENTS_FORM}")
+            pairs.append((left, right))
+    elif isinstance(value, Mapping):
+        pairs = list(value.items())
+    else:
+        raise ConfigError(f"{key}: {shown(value)}; accepted: {DEPLOYMENTS_FORM}")
+    mapping: dict[str, str] = {}
+    for name, model in pairs:
+        if not isinstance(name, str) or not isinstance(model, str) or not name.strip() or not model.strip():
+            raise ConfigError(f"{key}: {shown(name)} -> {shown(model)}; accepted: {DEPLOYMENTS_FORM}")
+        mapping[name.strip()] = model.strip()
+    return mapping
 
 
 def _check_sqlite_url(key: str, url: str) -> None:

@@ -321,7 +321,8 @@ class ModelCall:
             if info is None:
                 answer = Answer(False, None, 0, complete, reason)
             else:
-                answer = Answer(True, info.usage, estimate_output_tokens(info), complete, reason)
+                answer = Answer(True, info.usage, estimate_output_tokens(info), complete, reason,
+                                info.response_model)  # fmt: skip
             memo = the_run.memo if the_run is not None else None
             settlement = settle(runtime.breaker, runtime.prices, self.call_request, self.admission, answer, memo)
             if info is not None and the_run is not None:

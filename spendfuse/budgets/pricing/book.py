@@ -29,21 +29,26 @@ class PriceBook:
     model the hot path is one dict lookup.
     """
 
-    def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, overrides: Mapping[str, Any] | None = None, deployments: Mapping[str, str] | None = None
+    ) -> None:
         self._now = datetime.now(timezone.utc)
         self._overrides = _parse_overrides(overrides if overrides is not None else {}, "prices", "")
+        # Deployment or alias name -> the model it serves (Azure deployments), lower-case: a request
+        # naming one is priced as that model, at admission and at settlement alike.
+        self._deployments = {k.strip().lower(): v.strip().lower() for k, v in (deployments or {}).items()}
         self._bundled: list[Any] | None = None
         self._cache: dict[tuple[str | None, ...], Rates | None] = {}
         self._max_output: dict[tuple[str, str], int | None] = {}
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> PriceBook:
+    def from_file(cls, path: str | os.PathLike[str], deployments: Mapping[str, str] | None = None) -> PriceBook:
         """Load overrides from a TOML or JSON file shaped like the ``overrides`` mapping.
 
         A file whose only top-level key is ``prices`` (a spendfuse config file) is unwrapped.
         """
         data = _load_price_file(Path(path))
-        book = cls()
+        book = cls(deployments=deployments)
         book._overrides = _parse_overrides(data, "prices", f"{os.fspath(path)}: ")
         return book
 
@@ -82,9 +87,18 @@ class PriceBook:
             self._max_output[key] = found
         return found  # type: ignore[return-value]
 
+    def _name(self, prov: str, model: str) -> str:
+        """The model name to price: a configured deployment's model, else the name as spelled."""
+        name = _strip_prefix(model, prov)
+        if self._deployments:
+            target = self._deployments.get(name) or self._deployments.get(model.strip().lower())
+            if target is not None:
+                return _strip_prefix(target, prov)
+        return name
+
     def _resolve_max_output(self, provider: str, model: str) -> int | None:
         prov = provider.strip().lower()
-        name = _strip_prefix(model, prov)
+        name = self._name(prov, model)
         override = self._find_override(prov, name)
         if override is not None and override.max_output_tokens is not None:
             return override.max_output_tokens
@@ -95,7 +109,7 @@ class PriceBook:
 
         Beware: Anthropic serves some 200k models with a 1M window behind a beta header.
         """
-        info = self._bundled_model(provider.strip().lower(), _strip_prefix(model, provider.strip().lower()))
+        info = self._bundled_model(provider.strip().lower(), self._name(provider.strip().lower(), model))
         if info is None:
             return None
         window = getattr(info[1], "context_window", None)
@@ -159,7 +173,7 @@ class PriceBook:
 
     def _resolve(self, provider: str, model: str, service_tier: str | None, speed: str | None) -> Rates | None:
         prov = provider.strip().lower()
-        name = _strip_prefix(model, prov)
+        name = self._name(prov, model)
         override = self._find_override(prov, name)
         if override is not None and override.rates is not None:
             rates: Rates | None = override.rates
