@@ -51,7 +51,11 @@ def settled_usage(
     if not answer.answered:
         if answer.reason == "unreadable" and admission is not None:
             # A body we could not read may still have been billed in full: charge the worst case.
-            return TokenUsage(input_tokens=input_estimate, output_tokens=admission.max_output), True
+            worst = TokenUsage(input_tokens=input_estimate, output_tokens=admission.max_output)
+            if request.tool_uses is not None:  # and every server-tool use the request allowed
+                (worst.web_search_uses, worst.web_fetch_uses, worst.file_search_uses,
+                 worst.code_execution_uses) = request.tool_uses  # fmt: skip
+            return worst, True
         return None, False
     usage, received = answer.usage, answer.output_seen
     if admission is not None and received > admission.max_output:

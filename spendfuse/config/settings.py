@@ -62,6 +62,9 @@ class Settings:
     stream_usage_hosts: tuple[str, ...] = ("api.openai.com", "*.openai.azure.com")
     # Deployment or alias name -> the model it serves, priced as that model (#15).
     deployments: Mapping[str, str] = field(default_factory=dict)
+    # Uses of a server-side tool (web search, ...) the worst case assumes when the request sets no
+    # bound (Anthropic max_uses, OpenAI max_tool_calls).
+    server_tool_default_uses: int = 10
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -128,6 +131,8 @@ def _coerce(key: str, name: str, value: Any) -> Any:
         return _bool(key, value)
     if name == "clamp_floor":
         return int(_number(key, value, low=1, integral=True))
+    if name == "server_tool_default_uses":
+        return int(_number(key, value, low=0, high=10_000, integral=True))
     if name == "default_max_output_tokens":
         return int(_number(key, value, low=1, integral=True))
     if name == "on_exceeded":

@@ -28,6 +28,7 @@ from spendfuse.errors import BudgetExceeded, BudgetStoreUnavailable, UnpricedMod
 from spendfuse.instrumentation.provider import Provider
 from spendfuse.instrumentation.records import RequestInfo, ResponseInfo, get
 from spendfuse.instrumentation.request import sent_body, write_max_tokens
+from spendfuse.instrumentation.server_tools import tool_uses
 from spendfuse.instrumentation.stream_usage import ask_for_usage, usage_only_chunk
 from spendfuse.instrumentation.streams import watch_raw_response, watch_stream
 from spendfuse.runs.run import Run, current_run
@@ -124,6 +125,7 @@ def begin(runtime: Runtime, provider: Provider, instance: Any, args: tuple[Any, 
             cache_write_1h=request.cache_write_1h,
             service_tier=request.service_tier,
             speed=request.speed,
+            tool_uses=tool_uses(provider.name, api, body, settings.server_tool_default_uses),
         )
     except Exception:
         log_internal_error("reading a request")

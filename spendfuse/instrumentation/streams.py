@@ -309,38 +309,40 @@ def watch_raw_response(response: Any, call: RawCall) -> Any:
     watch = _RawWatch(call)
     try:
         cls = type(response)
-        parse, close, ref = cls.parse, getattr(cls, "close", None), weakref.ref(response)
+        # Strong references, unlike the streams' weak ones: ``create(...).parse()`` drops the
+        # response as soon as ``parse`` is looked up, and the call must still reach it. The cycle
+        # (the instance holds the closure that holds it) only delays an unparsed response's
+        # finalizer to the next cyclic collection, or the exit.
+        parse, close = cls.parse, getattr(cls, "close", None)
         if asyncio.iscoroutinefunction(parse):
 
             async def aparse(*args: Any, **kwargs: Any) -> Any:
-                return watch.adopt(await parse(ref(), *args, **kwargs))
+                return watch.adopt(await parse(response, *args, **kwargs))
 
             response.parse = aparse
         else:
 
             def sparse(*args: Any, **kwargs: Any) -> Any:
-                return watch.adopt(parse(ref(), *args, **kwargs))
+                return watch.adopt(parse(response, *args, **kwargs))
 
             response.parse = sparse
         if close is not None:
             if asyncio.iscoroutinefunction(close):
 
                 async def aclose() -> Any:
-                    target = ref()
                     try:
-                        return await close(target)
+                        return await close(response)
                     finally:
-                        watch.unparsed_end(target)
+                        watch.unparsed_end(response)
 
                 response.close = aclose
             else:
 
                 def sclose() -> Any:
-                    target = ref()
                     try:
-                        return close(target)
+                        return close(response)
                     finally:
-                        watch.unparsed_end(target)
+                        watch.unparsed_end(response)
 
                 response.close = sclose
         weakref.finalize(response, watch.unparsed_end)

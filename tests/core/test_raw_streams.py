@@ -64,6 +64,14 @@ def _async(resource: Callable[[FakeProvider], Any], kwargs: dict[str, Any], stre
     return run
 
 
+def _chained(resource: Callable[[FakeProvider], Any], kwargs: dict[str, Any]) -> Callable[..., str]:
+    # create(...).parse(): the raw response is dropped as soon as parse is looked up.
+    def run(fake: FakeProvider) -> str:
+        return "".join(_text(item) for item in resource(fake).with_raw_response.create(**kwargs).parse())
+
+    return run
+
+
 def _streaming(resource: Callable[[FakeProvider], Any], kwargs: dict[str, Any]) -> Callable[..., str]:
     def run(fake: FakeProvider) -> str:
         with resource(fake).with_streaming_response.create(**kwargs) as response:
@@ -112,6 +120,9 @@ SHAPES: dict[str, tuple[str, Callable[[FakeProvider], str]]] = {
     "openai.async.chat.raw(stream)": ("openai", _async(achat, CHAT, openai.AsyncStream)),
     "openai.responses.raw(stream)": ("openai", _sync(responses, RESPONSES, openai.Stream)),
     "openai.async.responses.raw(stream)": ("openai", _async(aresponses, RESPONSES, openai.AsyncStream)),
+    "openai.chat.raw(stream).parse() chained": ("openai", _chained(chat, CHAT)),
+    "openai.responses.raw(stream).parse() chained": ("openai", _chained(responses, RESPONSES)),
+    "anthropic.raw(stream).parse() chained": ("anthropic", _chained(messages, MESSAGES_KW)),
     "openai.chat.streaming_response(stream)": ("openai", _streaming(chat, CHAT)),
     "openai.async.chat.streaming_response(stream)": ("openai", _astreaming(achat, CHAT)),
     "openai.responses.streaming_response(stream)": ("openai", _streaming(responses, RESPONSES)),

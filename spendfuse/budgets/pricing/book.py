@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,9 @@ class PriceBook:
             + write_1h * r.cache_write_1h
             + usage.output_tokens * r.output
         )
+        fees = rates.tool_fees
+        if fees[0] or fees[1] or fees[2] or fees[3]:
+            pico += sum(uses * fee for uses, fee in zip(usage.tool_uses, fees, strict=True))
         return _ceil_micros(pico)
 
     def worst_case_micros(
@@ -146,6 +150,7 @@ class PriceBook:
         max_output_tokens: int,
         cache_write: bool = False,
         cache_write_1h: bool = False,
+        tool_uses: tuple[int, int, int, int] | None = None,
     ) -> int:
         """The most a request with at most these token counts can cost, in micro-dollars.
 
@@ -158,16 +163,21 @@ class PriceBook:
         input_tokens = max(input_tokens, 0)
         max_output_tokens = max(max_output_tokens, 0)
         writes = cache_write or cache_write_1h or rates.implicit_cache_write
+        # Server-side tool fees: ``tool_uses`` bounds each tool's uses (its max_uses, or the
+        # configured default count), priced at the model's per-use fee.
+        fees = 0
+        if tool_uses is not None:
+            fees = sum(max(uses, 0) * fee for uses, fee in zip(tool_uses, rates.tool_fees, strict=True))
         if not rates.tiers:  # the common case, on every admission: no tuple of candidates
             return _ceil_micros(
-                input_tokens * _dearest_input(rates, writes, cache_write_1h) + max_output_tokens * rates.output
+                input_tokens * _dearest_input(rates, writes, cache_write_1h) + max_output_tokens * rates.output + fees
             )
         best = 0
         for r in _reachable(rates, input_tokens):
             pico = input_tokens * _dearest_input(r, writes, cache_write_1h) + max_output_tokens * r.output
             if pico > best:
                 best = pico
-        return _ceil_micros(best)
+        return _ceil_micros(best + fees)
 
     # -- resolution ----------------------------------------------------------------------------
 
@@ -177,8 +187,18 @@ class PriceBook:
         override = self._find_override(prov, name)
         if override is not None and override.rates is not None:
             rates: Rates | None = override.rates
+            if any(fee is None for fee in override.tool_fees):  # fees not given keep the bundled ones
+                bundled = self._bundled_rates(prov, name, service_tier, speed)
+                if bundled is not None and rates is not None:
+                    rates = replace(rates, tool_fees=bundled.tool_fees)
         else:
             rates = self._bundled_rates(prov, name, service_tier, speed)
+        if rates is not None and override is not None and any(fee is not None for fee in override.tool_fees):
+            fees = tuple(
+                mine if mine is not None else theirs
+                for mine, theirs in zip(override.tool_fees, rates.tool_fees, strict=True)
+            )
+            rates = replace(rates, tool_fees=fees)  # type: ignore[arg-type]
         if (
             rates is not None
             and prov in _IMPLICIT_CACHE_PROVIDERS
