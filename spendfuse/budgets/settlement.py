@@ -27,7 +27,7 @@ class Answer(NamedTuple):
     usage: TokenUsage | None  # as reported by the provider
     output_seen: int  # output tokens estimated from what was received (streams cut short)
     complete: bool  # the response or stream was read to its end
-    reason: str  # "complete", "error", "unreadable", "abandoned", "closed", "cancelled"
+    reason: str  # "complete", "error", "unreadable", "abandoned", "closed", "cancelled", "expired"
     response_model: str | None = None  # the model that answered, as the response names it
 
 
@@ -49,7 +49,7 @@ def settled_usage(
         # usage makes it here.
         input_estimate = estimate_input_tokens(request.provider, request.api, request.model, request.body, memo)
     if not answer.answered:
-        if answer.reason == "unreadable" and admission is not None:
+        if answer.reason in ("unreadable", "expired") and admission is not None:
             # A body we could not read may still have been billed in full: charge the worst case.
             worst = TokenUsage(input_tokens=input_estimate, output_tokens=admission.max_output)
             if request.tool_uses is not None:  # and every server-tool use the request allowed

@@ -25,6 +25,7 @@ from spendfuse._log import log_internal_error
 from spendfuse.budgets.breaker import Admission, CallRequest
 from spendfuse.budgets.settlement import Answer, Settlement, settle
 from spendfuse.errors import BudgetExceeded, BudgetStoreUnavailable, UnpricedModelError
+from spendfuse.instrumentation import background
 from spendfuse.instrumentation.provider import Provider
 from spendfuse.instrumentation.records import RequestInfo, ResponseInfo, get
 from spendfuse.instrumentation.request import sent_body, write_max_tokens
@@ -88,13 +89,14 @@ def _content(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def begin(runtime: Runtime, provider: Provider, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-          ) -> ModelCall | None:
+          ) -> ModelCall | background.Follower | None:
     """Start tracing and budgeting one call, or None when it is not a model call we handle."""
     try:
         options: Any = args[1] if len(args) > 1 else kwargs["options"]
         api = provider.route(options.url)
         if api is None:
-            return None
+            # Not a model call; perhaps a retrieve, poll or cancel of a held background response.
+            return background.follower(provider, options) if background.waiting() else None
         body = sent_body(options, provider.omit_type)
         if body is None:
             return None
@@ -259,8 +261,22 @@ class ModelCall:
             self.finish(None, complete=False, reason="unreadable")
             return result
         self.capture_output(result)
-        self.finish(info)
+        self.answered(info)
         return result
+
+    def answered(self, info: ResponseInfo) -> None:
+        """Settle a whole response now, or hold a queued background response until it is final."""
+        try:
+            if (
+                info.usage is None and self.api == "responses" and info.response_id
+                and info.finish_reasons and info.finish_reasons[-1] in background.WAITING
+                and self.call_request.body.get("background") is True
+            ):  # fmt: skip
+                background.hold(self, str(info.response_id), self.runtime.settings.lease_seconds)
+                return
+        except Exception:
+            log_internal_error("holding a background response")
+        self.finish(info)
 
     def read_body(self, body: Any) -> ResponseInfo:
         """A raw response's decoded JSON body."""
@@ -276,7 +292,7 @@ class ModelCall:
             except ValueError:
                 self.finish(None, complete=False, reason="unreadable")
                 return response
-            self.finish(info)
+            self.answered(info)
             return response
         return watch_raw_response(response, self)
 
