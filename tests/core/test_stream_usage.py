@@ -188,3 +188,21 @@ def test_hosts_setting_is_validated() -> None:
         load_settings({"stream_usage_hosts": ["http://api.openai.com/"]})
     with pytest.raises(ConfigError, match="stream_usage_hosts"):
         load_settings({"stream_usage_hosts": 3})
+
+
+def test_only_the_usage_chunk_is_withheld() -> None:
+    from openai.types.chat import ChatCompletionChunk
+
+    from spendfuse.instrumentation.stream_usage import usage_only_chunk
+
+    base = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": GPT}
+    # Azure sends a first chunk with empty choices and content-filter results, and no usage.
+    azure_filter = ChatCompletionChunk.construct(**base, choices=[], prompt_filter_results=[])
+    usage = ChatCompletionChunk.construct(
+        **base, choices=[], usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    )
+    delta = ChatCompletionChunk.construct(**base, choices=[{"index": 0, "delta": {"content": "hi"}}], usage=None)
+    assert not usage_only_chunk(azure_filter)
+    assert usage_only_chunk(usage)
+    assert not usage_only_chunk(delta)
+    assert "usage" not in delta.to_dict()  # the usage: null we caused is unmarked
