@@ -147,7 +147,8 @@ class UnpricedModelError(SpendfuseError):
         super().__init__(
             f"no price known for {provider} model {model!r}, and a USD budget applies to this call; "
             f"add one with spendfuse.instrument(prices={{{model!r}: {{'input': 3.0, 'output': 15.0}}}}) "
-            "(USD per million tokens) or a [prices] table in the spendfuse TOML file"
+            "(USD per million tokens) or a [prices] table in the spendfuse TOML file; for a deployment "
+            f"or alias, name the model it serves: spendfuse.instrument(deployments={{{model!r}: 'gpt-4o'}})"
         )
         self.model = model
         self.provider = provider

@@ -27,9 +27,11 @@ class Answer(NamedTuple):
     usage: TokenUsage | None  # as reported by the provider
     output_seen: int  # output tokens estimated from what was received (streams cut short)
     complete: bool  # the response or stream was read to its end
-    # "complete", "error", "unreadable", "abandoned", "closed", "cancelled", "unanswered" (sent,
-    # no answer: charged at the reservation), "refused" (a retry the budget no longer admitted)
+    # "complete", "error", "unreadable", "abandoned", "closed", "cancelled", "expired" (a background
+    # response never retrieved), "unanswered" (sent, no answer: charged at the reservation),
+    # "refused" (a retry the budget no longer admitted)
     reason: str
+    response_model: str | None = None  # the model that answered, as the response names it
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +88,13 @@ def settled_usage(
     if not answer.answered:
         if answer.reason == UNANSWERED:
             return unanswered_usage(input_estimate, admission), True
-        if answer.reason == "unreadable" and admission is not None:
+        if answer.reason in ("unreadable", "expired") and admission is not None:
             # A body we could not read may still have been billed in full: charge the worst case.
-            return TokenUsage(input_tokens=input_estimate, output_tokens=admission.max_output), True
+            worst = TokenUsage(input_tokens=input_estimate, output_tokens=admission.max_output)
+            if request.tool_uses is not None:  # and every server-tool use the request allowed
+                (worst.web_search_uses, worst.web_fetch_uses, worst.file_search_uses,
+                 worst.code_execution_uses) = request.tool_uses  # fmt: skip
+            return worst, True
         return None, False
     usage, received = answer.usage, answer.output_seen
     if admission is not None and received > admission.max_output:
@@ -117,6 +123,8 @@ def settle(
     """Price the call's usage and settle its reservation (when it had one); exactly once per call.
 
     OpenAI's reasoning tokens are part of its output tokens: they are never priced on their own.
+    A request model the price book does not know (an Azure deployment name, an alias) is priced
+    by the model that answered; unknown after both, the cost is unknown (None), never $0.
     """
     if answer.reason == UNANSWERED:
         charged, charge = unanswered_charge(prices, request, admission, memo)
@@ -127,6 +135,9 @@ def settle(
     rates = admission.rates if admission is not None else prices.rates(
         request.provider, request.model, service_tier=request.service_tier, speed=request.speed
     )
+    answered_by = answer.response_model
+    if rates is None and isinstance(answered_by, str) and answered_by and answered_by != request.model:
+        rates = prices.rates(request.provider, answered_by, service_tier=request.service_tier, speed=request.speed)
     cost: int | None
     if usage is None:
         cost = 0

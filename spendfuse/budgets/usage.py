@@ -19,13 +19,17 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["MAX_TOKENS", "TokenUsage", "anthropic_usage", "openai_chat_usage", "openai_responses_usage"]
+__all__ = ["MAX_TOKENS", "SERVER_TOOLS", "TokenUsage", "anthropic_usage", "openai_chat_usage", "openai_responses_usage"]
 
 log = logging.getLogger("spendfuse")
 
 # A billion tokens: a hundred times the largest context window of any model. A reported count above
 # it is charged as this many tokens (conservative for budgets, and finite in every number derived).
 MAX_TOKENS = 1_000_000_000
+
+# The server-side tools billed per use, in the order of ``TokenUsage.tool_uses`` and the fee fields
+# of ``Rates``; also the keys of price overrides (USD per 1000 uses).
+SERVER_TOOLS = ("web_search", "web_fetch", "file_search", "code_execution")
 
 
 @dataclass(slots=True)
@@ -38,6 +42,17 @@ class TokenUsage:
     """All cache writes, whatever their time to live."""
     cache_write_1h_tokens: int = 0
     """The part of ``cache_write_tokens`` written with a one-hour time to live (Anthropic)."""
+    # Server-side tool uses billed per use on top of tokens (Anthropic ``usage.server_tool_use``,
+    # OpenAI Responses ``web_search_call`` / ``file_search_call`` output items).
+    web_search_uses: int = 0
+    web_fetch_uses: int = 0
+    file_search_uses: int = 0
+    code_execution_uses: int = 0
+
+    @property
+    def tool_uses(self) -> tuple[int, int, int, int]:
+        """(web search, web fetch, file search, code execution) uses, in ``SERVER_TOOLS`` order."""
+        return (self.web_search_uses, self.web_fetch_uses, self.file_search_uses, self.code_execution_uses)
 
     @property
     def total(self) -> int:
@@ -100,7 +115,13 @@ def anthropic_usage(usage: object) -> TokenUsage | None:
         # Trust the larger total: a reply that carries only the breakdown must not lose its writes.
         if write_5m + write_1h > write:
             write = write_5m + write_1h
-    return TokenUsage(_count(raw_input) + read + write, _count(raw_output), read, write, min(write_1h, write))
+    result = TokenUsage(_count(raw_input) + read + write, _count(raw_output), read, write, min(write_1h, write))
+    tools = _field(usage, "server_tool_use")
+    if tools is not _ABSENT and tools is not None:
+        result.web_search_uses = _count(_field(tools, "web_search_requests"))
+        result.web_fetch_uses = _count(_field(tools, "web_fetch_requests"))
+        result.code_execution_uses = _count(_field(tools, "code_execution_requests"))
+    return result
 
 
 def _openai_usage(usage: object, input_name: str, output_name: str, details_name: str) -> TokenUsage | None:

@@ -72,6 +72,15 @@ class Settings:
     # A request sent but never answered (timeout, reset after the body left): "reserved" charges it
     # at its reservation (the provider may have billed it), "released" charges nothing.
     unanswered: str = "reserved"
+    # Ask OpenAI chat streams for their usage (stream_options.include_usage) on these hosts only,
+    # hiding the extra usage chunk from callers that did not ask for it (#15).
+    stream_usage: bool = True
+    stream_usage_hosts: tuple[str, ...] = ("api.openai.com", "*.openai.azure.com")
+    # Deployment or alias name -> the model it serves, priced as that model (#15).
+    deployments: Mapping[str, str] = field(default_factory=dict)
+    # Uses of a server-side tool (web search, ...) the worst case assumes when the request sets no
+    # bound (Anthropic max_uses, OpenAI max_tool_calls).
+    server_tool_default_uses: int = 10
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -150,10 +159,12 @@ def _coerce(key: str, name: str, value: Any) -> Any:
         if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "none", "")):
             return None
         return _number(key, value, low=0.0, high=1.0)
-    if name in ("clamp", "capture_content", "metric_user_attribute", "suppress_sdk_spans"):
+    if name in ("clamp", "capture_content", "metric_user_attribute", "suppress_sdk_spans", "stream_usage"):
         return _bool(key, value)
     if name == "clamp_floor":
         return int(_number(key, value, low=1, integral=True))
+    if name == "server_tool_default_uses":
+        return int(_number(key, value, low=0, high=10_000, integral=True))
     if name == "default_max_output_tokens":
         return int(_number(key, value, low=1, integral=True))
     if name == "on_exceeded":
@@ -173,11 +184,66 @@ def _coerce(key: str, name: str, value: Any) -> Any:
 
             check_ledger_setting(key, value)
         return value or None
+    if name == "stream_usage_hosts":
+        return _hosts(key, value)
+    if name == "deployments":
+        return _deployments(key, value)
     if name == "disable_frameworks":
         from spendfuse.frameworks._names import parse_disabled
 
         return parse_disabled(key, value)
     raise ConfigError(f"{key}: unknown setting; accepted: {', '.join(sorted(SETTING_NAMES))}")
+
+
+HOSTS_FORM = (
+    "host names or *.suffix patterns, comma-separated in the environment (e.g. api.openai.com,*.openai.azure.com)"
+)
+
+
+def _hosts(key: str, value: object) -> tuple[str, ...]:
+    items: object = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple, set, frozenset)):
+        raise ConfigError(f"{key}: {shown(value)}; accepted: {HOSTS_FORM}")
+    hosts: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigError(f"{key}: {shown(item)} is not a host; accepted: {HOSTS_FORM}")
+        host = item.strip().lower()
+        bare = host.removeprefix("*.")
+        if not host:
+            continue
+        if not bare or any(not (c.isalnum() or c in ".-") for c in bare):
+            raise ConfigError(f"{key}: {item!r} is not a host; accepted: {HOSTS_FORM}")
+        hosts.append(host)
+    return tuple(hosts)
+
+
+DEPLOYMENTS_FORM = (
+    'a mapping of deployment name to model, e.g. {"my-gpt4o": "gpt-4o"} '
+    "(in the environment: my-gpt4o=gpt-4o,other=gpt-4.1-mini)"
+)
+
+
+def _deployments(key: str, value: object) -> dict[str, str]:
+    if isinstance(value, str):
+        pairs: list[tuple[object, object]] = []
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            left, sep, right = part.partition("=")
+            if not sep:
+                raise ConfigError(f"{key}: {part.strip()!r} is not name=model; accepted: {DEPLOYMENTS_FORM}")
+            pairs.append((left, right))
+    elif isinstance(value, Mapping):
+        pairs = list(value.items())
+    else:
+        raise ConfigError(f"{key}: {shown(value)}; accepted: {DEPLOYMENTS_FORM}")
+    mapping: dict[str, str] = {}
+    for name, model in pairs:
+        if not isinstance(name, str) or not isinstance(model, str) or not name.strip() or not model.strip():
+            raise ConfigError(f"{key}: {shown(name)} -> {shown(model)}; accepted: {DEPLOYMENTS_FORM}")
+        mapping[name.strip()] = model.strip()
+    return mapping
 
 
 def _check_sqlite_url(key: str, url: str) -> None:

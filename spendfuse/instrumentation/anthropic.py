@@ -193,6 +193,7 @@ class StreamState:
             "cache_read_input_tokens",
             "cache_creation_input_tokens",
             "cache_creation",
+            "server_tool_use",
         ):
             value = fields.get(key) if isinstance(fields, dict) else get(usage, key)
             if value is not None:  # message_delta counts are cumulative: the latest wins

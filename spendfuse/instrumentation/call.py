@@ -26,10 +26,12 @@ from spendfuse.budgets.breaker import Admission, CallRequest
 from spendfuse.budgets.settlement import UNANSWERED, Answer, Settlement, settle, unanswered_charge
 from spendfuse.budgets.usage import TokenUsage
 from spendfuse.errors import BudgetExceeded, BudgetStoreUnavailable, UnpricedModelError
-from spendfuse.instrumentation import attempts
+from spendfuse.instrumentation import attempts, background
 from spendfuse.instrumentation.provider import Provider
 from spendfuse.instrumentation.records import RequestInfo, ResponseInfo, get
 from spendfuse.instrumentation.request import sent_body, write_max_tokens
+from spendfuse.instrumentation.server_tools import tool_uses
+from spendfuse.instrumentation.stream_usage import ask_for_usage, usage_only_chunk
 from spendfuse.instrumentation.streams import watch_raw_response, watch_stream
 from spendfuse.runs.run import Run, current_run
 from spendfuse.runtime import Runtime
@@ -95,21 +97,29 @@ def _content(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def begin(runtime: Runtime, provider: Provider, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-          ) -> ModelCall | None:
+          ) -> ModelCall | background.Follower | None:
     """Start tracing and budgeting one call, or None when it is not a model call we handle."""
     try:
         options: Any = args[1] if len(args) > 1 else kwargs["options"]
         api = provider.route(options.url)
         if api is None:
-            return None
+            # Not a model call; perhaps a retrieve, poll or cancel of a held background response.
+            return background.follower(provider, options) if background.waiting() else None
         body = sent_body(options, provider.omit_type)
         if body is None:
             return None
         request = provider.read_request(api, body)
         stream = bool(kwargs.get("stream", False)) or request.stream
+        server = _server(instance)
+        settings = runtime.settings
+        # Exact usage for chat streams that did not ask for it, on hosts known to accept the ask.
+        hide_usage = (
+            stream and api == "chat" and settings.stream_usage and provider.name == "openai"
+            and ask_for_usage(options, body, server[0], settings.stream_usage_hosts)
+        )  # fmt: skip
         the_run = current_run()
         span = runtime.calls.start(
-            provider.name, request, stream, _server(instance),
+            provider.name, request, stream, server,
             the_run.run_id if the_run is not None else None,
             the_run.user_id if the_run is not None else None,
             _content(body) if runtime.settings.capture_content else None,
@@ -125,11 +135,13 @@ def begin(runtime: Runtime, provider: Provider, instance: Any, args: tuple[Any, 
             cache_write_1h=request.cache_write_1h,
             service_tier=request.service_tier,
             speed=request.speed,
+            tool_uses=tool_uses(provider.name, api, body, settings.server_tool_default_uses),
         )
     except Exception:
         log_internal_error("reading a request")
         return None
     call = ModelCall(runtime, provider, api, request, call_request, span, the_run, stream)
+    call.hide_usage = hide_usage
     try:
         admission = runtime.breaker.admit(call_request, the_run, span)
     except DELIBERATE as error:
@@ -154,6 +166,7 @@ class ModelCall:
         "api",
         "attempts",
         "call_request",
+        "hide_usage",
         "provider",
         "request",
         "run",
@@ -183,6 +196,7 @@ class ModelCall:
         self.run = the_run
         self.stream = stream
         self.admission: Admission | None = None
+        self.hide_usage = False  # we asked for the stream's usage: withhold its chunk (stream_usage)
         self.started = time.perf_counter()
         self._first_chunk_at: float | None = None
         self._done = False
@@ -288,7 +302,7 @@ class ModelCall:
             provider = self.provider
             if isinstance(result, provider.stream_types):
                 reader = provider.stream_reader(self.api, self.runtime.settings.capture_content)
-                return watch_stream(result, self, reader)
+                return watch_stream(result, self, reader, usage_only_chunk if self.hide_usage else None)
             if isinstance(result, provider.raw_response_types):
                 return self._raw(result)
             info = provider.read_response(self.api, result)
@@ -297,8 +311,22 @@ class ModelCall:
             self.finish(None, complete=False, reason="unreadable")
             return result
         self.capture_output(result)
-        self.finish(info)
+        self.answered(info)
         return result
+
+    def answered(self, info: ResponseInfo) -> None:
+        """Settle a whole response now, or hold a queued background response until it is final."""
+        try:
+            if (
+                info.usage is None and self.api == "responses" and info.response_id
+                and info.finish_reasons and info.finish_reasons[-1] in background.WAITING
+                and self.call_request.body.get("background") is True
+            ):  # fmt: skip
+                background.hold(self, str(info.response_id), self.runtime.settings.lease_seconds)
+                return
+        except Exception:
+            log_internal_error("holding a background response")
+        self.finish(info)
 
     def read_body(self, body: Any) -> ResponseInfo:
         """A raw response's decoded JSON body."""
@@ -314,7 +342,7 @@ class ModelCall:
             except ValueError:
                 self.finish(None, complete=False, reason="unreadable")
                 return response
-            self.finish(info)
+            self.answered(info)
             return response
         return watch_raw_response(response, self)
 
@@ -372,7 +400,8 @@ class ModelCall:
             if info is None:
                 answer = Answer(False, None, 0, complete, reason)
             else:
-                answer = Answer(True, info.usage, estimate_output_tokens(info), complete, reason)
+                answer = Answer(True, info.usage, estimate_output_tokens(info), complete, reason,
+                                info.response_model)  # fmt: skip
             memo = the_run.memo if the_run is not None else None
             settlement = settle(runtime.breaker, runtime.prices, self.call_request, self.admission, answer, memo)
             if info is not None and the_run is not None:

@@ -128,8 +128,8 @@ def _stamp_runs(tracer_provider: Any) -> None:
 
 def _prices(settings: Settings) -> PriceBook:
     if isinstance(settings.prices, str):
-        return PriceBook.from_file(settings.prices)
-    return PriceBook(settings.prices)
+        return PriceBook.from_file(settings.prices, settings.deployments)
+    return PriceBook(settings.prices, settings.deployments)
 
 
 def latest_experimental(environ: Mapping[str, str] | None = None) -> bool:

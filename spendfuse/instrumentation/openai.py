@@ -139,9 +139,16 @@ def _responses_response(response: Any) -> ResponseInfo:
     if incomplete or status:
         info.finish_reasons.append(str(incomplete or status))
     measure = info.usage is None  # without reported usage the output is estimated from its text
+    searches = files = code = 0
     for item in items(get(response, "output")):
         kind = get(item, "type")
-        if kind == "function_call":
+        if kind == "web_search_call":  # built-in tools, billed per call on top of tokens
+            searches += 1
+        elif kind == "file_search_call":
+            files += 1
+        elif kind == "code_interpreter_call":
+            code += 1
+        elif kind == "function_call":
             arguments = get(item, "arguments")
             info.tool_calls.append(tool_signature(get(item, "name"), arguments))
             if measure:
@@ -149,6 +156,10 @@ def _responses_response(response: Any) -> ResponseInfo:
         elif measure and kind == "message":
             for part in items(get(item, "content")):
                 info.output_chars += _length(get(part, "text")) + _length(get(part, "refusal"))
+    if info.usage is not None and (searches or files or code):
+        info.usage.web_search_uses = searches
+        info.usage.file_search_uses = files
+        info.usage.code_execution_uses = code
     return info
 
 

@@ -1,4 +1,4 @@
-"""The request body as the SDK will send it, and writing a lowered ``max_tokens`` into it.
+"""The request body as the SDK will send it, and writing a lowered ``max_tokens`` (or any key) into it.
 
 The SDKs build the body from ``options.json_data`` and merge ``extra_body`` (``options.extra_json``)
 over it when they build the HTTP request, shallowly, the extra keys winning and ``Omit`` values
@@ -36,6 +36,11 @@ def sent_body(options: Any, omit: type) -> Mapping[str, Any] | None:
 
 def write_max_tokens(options: Any, key: str, value: int) -> None:
     """Make the request send ``key: value`` (a clamp), wherever the merged body takes it from."""
+    write_body_key(options, key, value)
+
+
+def write_body_key(options: Any, key: str, value: Any) -> None:
+    """Make the request send ``key: value``, wherever the merged body takes it from."""
     extra = getattr(options, "extra_json", None)
     if isinstance(extra, Mapping) and key in extra:
         # extra_body wins over json_data: lower it there, in a copy (it is the caller's own dict).

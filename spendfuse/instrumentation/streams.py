@@ -142,7 +142,7 @@ except RuntimeError:  # imported while the interpreter is shutting down, or no s
     atexit.register(_end_open_streams)
 
 
-def _watch(source: Iterator[Any], ending: Ending) -> Iterator[Any]:
+def _watch(source: Iterator[Any], ending: Ending, skip: Callable[[Any], bool] | None = None) -> Iterator[Any]:
     try:
         source = iter(source)
         observe = ending.observer()
@@ -152,6 +152,8 @@ def _watch(source: Iterator[Any], ending: Ending) -> Iterator[Any]:
                 observe(item)
             except Exception:
                 log_internal_error("reading a stream event")
+            if skip is not None and _skipped(skip, item):
+                continue
             yield item
             break
         for item in source:  # the rest, without the first-chunk check
@@ -159,6 +161,8 @@ def _watch(source: Iterator[Any], ending: Ending) -> Iterator[Any]:
                 observe(item)
             except Exception:
                 log_internal_error("reading a stream event")
+            if skip is not None and _skipped(skip, item):
+                continue
             yield item
     except GeneratorExit:
         ending.end("abandoned")  # dropped before the end: charged for what it received
@@ -169,7 +173,9 @@ def _watch(source: Iterator[Any], ending: Ending) -> Iterator[Any]:
     ending.end("complete")
 
 
-async def _awatch(source: AsyncIterator[Any], ending: Ending) -> AsyncIterator[Any]:
+async def _awatch(
+    source: AsyncIterator[Any], ending: Ending, skip: Callable[[Any], bool] | None = None
+) -> AsyncIterator[Any]:
     try:
         observe = ending.observer()
         async for item in source:
@@ -178,6 +184,8 @@ async def _awatch(source: AsyncIterator[Any], ending: Ending) -> AsyncIterator[A
                 observe(item)
             except Exception:
                 log_internal_error("reading a stream event")
+            if skip is not None and _skipped(skip, item):
+                continue
             yield item
     except GeneratorExit:
         ending.end("abandoned")
@@ -186,6 +194,15 @@ async def _awatch(source: AsyncIterator[Any], ending: Ending) -> AsyncIterator[A
         ending.end("cancelled" if isinstance(error, asyncio.CancelledError) else "error", error)
         raise
     ending.end("complete")
+
+
+def _skipped(skip: Callable[[Any], bool], item: Any) -> bool:
+    # An item we added to the stream (the usage chunk we asked for) is read, never handed on.
+    try:
+        return skip(item)
+    except Exception:
+        log_internal_error("checking a stream event")
+        return False
 
 
 def _closing(owner: Any, ending: Ending) -> Callable[[], Any]:
@@ -216,16 +233,21 @@ def _aclosing(owner: Any, ending: Ending) -> Callable[[], Any]:
     return closed
 
 
-def watch_stream(stream: Any, call: StreamCall, reader: StreamReader) -> Any:
-    """Instrument ``stream`` in place and return it; on failure, settle now and return it as is."""
+def watch_stream(
+    stream: Any, call: StreamCall, reader: StreamReader, skip: Callable[[Any], bool] | None = None
+) -> Any:
+    """Instrument ``stream`` in place and return it; on failure, settle now and return it as is.
+
+    ``skip``: items observed but withheld from the caller (chunks only we asked for).
+    """
     ending = Ending(call, reader)
     try:
         source = stream._iterator  # the SDK's generator (a cached property on newer releases)
         if hasattr(source, "__anext__"):
-            stream._iterator = _awatch(source, ending)
+            stream._iterator = _awatch(source, ending, skip)
             stream.close = _aclosing(stream, ending)
         else:
-            stream._iterator = _watch(source, ending)
+            stream._iterator = _watch(source, ending, skip)
             stream.close = _closing(stream, ending)
         ending.watch(stream)
     except Exception:
@@ -237,19 +259,26 @@ def watch_stream(stream: Any, call: StreamCall, reader: StreamReader) -> Any:
 class _RawWatch:
     """A raw response whose body is not read yet: usage arrives through ``parse()``."""
 
-    __slots__ = ("__weakref__", "call", "parsed")
+    __slots__ = ("__weakref__", "adopted", "call")
 
     def __init__(self, call: RawCall) -> None:
         self.call = call
-        self.parsed: Any = None
+        self.adopted = False
 
     def adopt(self, parsed: Any) -> Any:
-        if self.parsed is None:
-            self.parsed = self.call.on_result(parsed)  # a stream to watch, or a final object
-        return self.parsed
+        """The first ``parse()`` result decides the call: a stream is watched in place, a final
+        object settles now. The SDK's result is returned as is, so a later ``parse(to=...)``
+        still gets its own object (the SDK caches per type)."""
+        if not self.adopted:
+            self.adopted = True
+            try:
+                self.call.on_result(parsed)  # a stream is watched in place: same object
+            except Exception:
+                log_internal_error("reading a parsed raw response")
+        return parsed
 
     def unparsed_end(self, response: Any = None) -> None:
-        if self.parsed is not None:
+        if self.adopted:
             return
         if critical.must_defer():  # from the finalizer, inside a collection: see Ending.end
             critical.defer(self.unparsed_end, response)
@@ -258,6 +287,7 @@ class _RawWatch:
         try:
             content = getattr(getattr(response, "http_response", None), "_content", None)
             if content is not None and not call.stream:
+                self.adopted = True
                 call.finish(call.read_body(json.loads(content)))
                 return
         except Exception:
@@ -268,36 +298,53 @@ class _RawWatch:
 
 
 def watch_raw_response(response: Any, call: RawCall) -> Any:
-    """Instrument a ``with_streaming_response`` / streamed raw response in place."""
+    """Instrument a raw response whose body is read later, in place.
+
+    ``with_streaming_response`` responses (``APIResponse``) have ``parse`` and ``close``, async
+    ones as coroutines; OpenAI's ``with_raw_response`` responses (``LegacyAPIResponse``) have a
+    synchronous ``parse`` even on the async client (it returns the ``AsyncStream``) and no
+    ``close`` at all. Whatever ``parse()`` returns first is handed to the call (a stream is
+    watched and settled from its events); a response dropped unparsed is settled by its finalizer.
+    """
     watch = _RawWatch(call)
     try:
-        parse, close, ref = type(response).parse, type(response).close, weakref.ref(response)
+        cls = type(response)
+        # Strong references, unlike the streams' weak ones: ``create(...).parse()`` drops the
+        # response as soon as ``parse`` is looked up, and the call must still reach it. The cycle
+        # (the instance holds the closure that holds it) only delays an unparsed response's
+        # finalizer to the next cyclic collection, or the exit.
+        parse, close = cls.parse, getattr(cls, "close", None)
         if asyncio.iscoroutinefunction(parse):
 
             async def aparse(*args: Any, **kwargs: Any) -> Any:
-                return watch.adopt(await parse(ref(), *args, **kwargs))
+                return watch.adopt(await parse(response, *args, **kwargs))
 
-            async def aclose() -> Any:
-                target = ref()
-                try:
-                    return await close(target)
-                finally:
-                    watch.unparsed_end(target)
-
-            response.parse, response.close = aparse, aclose
+            response.parse = aparse
         else:
 
             def sparse(*args: Any, **kwargs: Any) -> Any:
-                return watch.adopt(parse(ref(), *args, **kwargs))
+                return watch.adopt(parse(response, *args, **kwargs))
 
-            def sclose() -> Any:
-                target = ref()
-                try:
-                    return close(target)
-                finally:
-                    watch.unparsed_end(target)
+            response.parse = sparse
+        if close is not None:
+            if asyncio.iscoroutinefunction(close):
 
-            response.parse, response.close = sparse, sclose
+                async def aclose() -> Any:
+                    try:
+                        return await close(response)
+                    finally:
+                        watch.unparsed_end(response)
+
+                response.close = aclose
+            else:
+
+                def sclose() -> Any:
+                    try:
+                        return close(response)
+                    finally:
+                        watch.unparsed_end(response)
+
+                response.close = sclose
         weakref.finalize(response, watch.unparsed_end)
     except Exception:
         log_internal_error("watching a raw response")

@@ -17,7 +17,7 @@ from typing import Any
 
 from spendfuse import runtime
 from spendfuse.instrumentation.attempts import CURRENT_CALL
-from spendfuse.instrumentation.call import begin
+from spendfuse.instrumentation.call import ModelCall, begin
 from spendfuse.instrumentation.provider import Provider
 
 _IN_CALL: ContextVar[bool] = ContextVar("spendfuse_in_call", default=False)
@@ -34,7 +34,7 @@ def sync_wrapper(provider: Provider) -> Wrapper:
         if call is None:
             return wrapped(*args, **kwargs)
         token = _IN_CALL.set(True)
-        call_token = CURRENT_CALL.set(call)  # for the SDK's retries (see ``attempts``)
+        call_token = CURRENT_CALL.set(call if isinstance(call, ModelCall) else None)  # see ``attempts``
         span_token = call.enter()
         try:
             result = wrapped(*args, **kwargs)
@@ -64,7 +64,7 @@ def async_wrapper(provider: Provider) -> Wrapper:
             if call is None:
                 return await wrapped(*args, **kwargs)
             token = _IN_CALL.set(True)
-            call_token = CURRENT_CALL.set(call)  # for the SDK's retries (see ``attempts``)
+            call_token = CURRENT_CALL.set(call if isinstance(call, ModelCall) else None)  # see ``attempts``
             span_token = call.enter()
             try:
                 result = await wrapped(*args, **kwargs)

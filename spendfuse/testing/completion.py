@@ -134,7 +134,7 @@ def resolve(
         )
         for call in tool_calls
     )
-    model = body.get("model")
+    model = reply.model or body.get("model")
     return Completion(
         response_id=response_id,
         message_id=message_id,

@@ -6,6 +6,7 @@ completions and the Responses API, each rendered in its own wire format.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,6 +52,12 @@ class Reply:
     error_type: str | None = None
     retry_after: float | None = None
     after_events: int = 0
+    model: str | None = None  # the model the response names; None: the request's model
+
+    def answered_by(self, model: str) -> Reply:
+        """This reply, naming ``model`` as the model that answered (an Azure deployment answers
+        with the name of the model it serves, e.g. ``gpt-4o-2024-11-20``)."""
+        return dataclasses.replace(self, model=model)
 
     @classmethod
     def text(cls, text: str, *, usage: FakeUsage | None = None, stop_reason: str | None = None) -> Reply:

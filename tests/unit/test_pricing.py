@@ -303,7 +303,9 @@ def test_overrides_win_and_are_exact() -> None:
         }
     )
     sonnet = book.rates("anthropic", "claude-sonnet-4-5-20250929")
-    assert sonnet == Rates(1_000_000, 2_500_000, 100_000, 1_000_000, 1_000_000)
+    # Token prices are replaced whole; per-use server-tool fees not given keep the bundled ones
+    # (web search $10 per 1000 = 10_000_000_000 pico per use), so an override never drops a fee.
+    assert sonnet == Rates(1_000_000, 2_500_000, 100_000, 1_000_000, 1_000_000, tool_fees=(10**10, 0, 0, 0))
     assert book.max_output_tokens("anthropic", "claude-sonnet-4-5") == 999
     # 0.1 as a float is not 0.1; the override must still be exactly 100_000 pico per token.
     assert book.rates("anthropic", "my-model") == Rates(100_000, 300_000, 100_000, 125_000, 200_000)

@@ -194,6 +194,7 @@ class Breaker:
             max_output_tokens=max_output,
             cache_write=request.cache_write,
             cache_write_1h=request.cache_write_1h,
+            tool_uses=request.tool_uses,
         )
 
     def _reserve(

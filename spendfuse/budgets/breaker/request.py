@@ -40,6 +40,9 @@ class CallRequest:
     speed: str | None = None
     # OpenAI ``n``: every choice may generate up to the output cap, and each is billed.
     choices: int = 1
+    # The most uses of each server-side tool (web search, web fetch, file search, code execution)
+    # the request allows, each billed per use; None: no server tools.
+    tool_uses: tuple[int, int, int, int] | None = None
 
 
 @dataclass(slots=True)

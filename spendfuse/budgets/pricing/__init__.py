@@ -24,8 +24,10 @@ How the data maps to :class:`Rates`.
   makes our results equal to its ``calc_price``.
 * Long-context tiers (``TieredPrices``) switch *every* rate once the total input tokens (cache
   included) exceed the tier start; the thresholds of all rates are merged into ``Rates.tiers``.
-* Modality-specific prices (audio/image tokens), per-request and per-search fees are not modelled:
-  the usage record carries text tokens only.
+* Server-side tool fees (``web_searches_kcount``, ``storage_searches_kcount``: USD per thousand
+  uses) become ``Rates.tool_fees``, pico-dollars per use of web search, web fetch, file search and
+  code execution. Modality-specific prices (audio/image tokens) and per-request fees are not
+  modelled: the usage record carries text tokens and server-tool uses only.
 * Request variants (OpenAI ``service_tier`` priority/flex, Anthropic ``speed="fast"``) are applied
   when passed to :meth:`PriceBook.rates`; ``"auto"``/``"default"`` price at the standard rate.
 * From gpt-5.6 OpenAI writes prompts to cache implicitly and bills the writes at 1.25x input, so
@@ -33,7 +35,9 @@ How the data maps to :class:`Rates`.
 
 Overrides (``PriceBook(overrides)`` / ``PriceBook.from_file``) are USD per million tokens, parsed
 exactly (``Decimal(str(x))``). An entry with prices replaces the bundled entry of that model
-whole, tiers included; missing cache prices default like the bundled data does (reads and writes
+whole, tiers included (server-tool fees not given keep the bundled ones: ``web_search``,
+``web_fetch``, ``file_search``, ``code_execution`` in USD per 1000 uses, also alone in an entry to
+add a fee); missing cache prices default like the bundled data does (reads and writes
 at the input price, 1h writes at the write price), so give ``cache_write`` explicitly for a
 provider that charges a write premium. An entry with only ``max_output_tokens`` keeps the bundled
 prices. Keys match the model name case-insensitively, also without a date suffix or cloud

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,21 +30,26 @@ class PriceBook:
     model the hot path is one dict lookup.
     """
 
-    def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, overrides: Mapping[str, Any] | None = None, deployments: Mapping[str, str] | None = None
+    ) -> None:
         self._now = datetime.now(timezone.utc)
         self._overrides = _parse_overrides(overrides if overrides is not None else {}, "prices", "")
+        # Deployment or alias name -> the model it serves (Azure deployments), lower-case: a request
+        # naming one is priced as that model, at admission and at settlement alike.
+        self._deployments = {k.strip().lower(): v.strip().lower() for k, v in (deployments or {}).items()}
         self._bundled: list[Any] | None = None
         self._cache: dict[tuple[str | None, ...], Rates | None] = {}
         self._max_output: dict[tuple[str, str], int | None] = {}
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> PriceBook:
+    def from_file(cls, path: str | os.PathLike[str], deployments: Mapping[str, str] | None = None) -> PriceBook:
         """Load overrides from a TOML or JSON file shaped like the ``overrides`` mapping.
 
         A file whose only top-level key is ``prices`` (a spendfuse config file) is unwrapped.
         """
         data = _load_price_file(Path(path))
-        book = cls()
+        book = cls(deployments=deployments)
         book._overrides = _parse_overrides(data, "prices", f"{os.fspath(path)}: ")
         return book
 
@@ -82,9 +88,18 @@ class PriceBook:
             self._max_output[key] = found
         return found  # type: ignore[return-value]
 
+    def _name(self, prov: str, model: str) -> str:
+        """The model name to price: a configured deployment's model, else the name as spelled."""
+        name = _strip_prefix(model, prov)
+        if self._deployments:
+            target = self._deployments.get(name) or self._deployments.get(model.strip().lower())
+            if target is not None:
+                return _strip_prefix(target, prov)
+        return name
+
     def _resolve_max_output(self, provider: str, model: str) -> int | None:
         prov = provider.strip().lower()
-        name = _strip_prefix(model, prov)
+        name = self._name(prov, model)
         override = self._find_override(prov, name)
         if override is not None and override.max_output_tokens is not None:
             return override.max_output_tokens
@@ -95,7 +110,7 @@ class PriceBook:
 
         Beware: Anthropic serves some 200k models with a 1M window behind a beta header.
         """
-        info = self._bundled_model(provider.strip().lower(), _strip_prefix(model, provider.strip().lower()))
+        info = self._bundled_model(provider.strip().lower(), self._name(provider.strip().lower(), model))
         if info is None:
             return None
         window = getattr(info[1], "context_window", None)
@@ -122,6 +137,9 @@ class PriceBook:
             + write_1h * r.cache_write_1h
             + usage.output_tokens * r.output
         )
+        fees = rates.tool_fees
+        if fees[0] or fees[1] or fees[2] or fees[3]:
+            pico += sum(uses * fee for uses, fee in zip(usage.tool_uses, fees, strict=True))
         return _ceil_micros(pico)
 
     def worst_case_micros(
@@ -132,6 +150,7 @@ class PriceBook:
         max_output_tokens: int,
         cache_write: bool = False,
         cache_write_1h: bool = False,
+        tool_uses: tuple[int, int, int, int] | None = None,
     ) -> int:
         """The most a request with at most these token counts can cost, in micro-dollars.
 
@@ -144,27 +163,42 @@ class PriceBook:
         input_tokens = max(input_tokens, 0)
         max_output_tokens = max(max_output_tokens, 0)
         writes = cache_write or cache_write_1h or rates.implicit_cache_write
+        # Server-side tool fees: ``tool_uses`` bounds each tool's uses (its max_uses, or the
+        # configured default count), priced at the model's per-use fee.
+        fees = 0
+        if tool_uses is not None:
+            fees = sum(max(uses, 0) * fee for uses, fee in zip(tool_uses, rates.tool_fees, strict=True))
         if not rates.tiers:  # the common case, on every admission: no tuple of candidates
             return _ceil_micros(
-                input_tokens * _dearest_input(rates, writes, cache_write_1h) + max_output_tokens * rates.output
+                input_tokens * _dearest_input(rates, writes, cache_write_1h) + max_output_tokens * rates.output + fees
             )
         best = 0
         for r in _reachable(rates, input_tokens):
             pico = input_tokens * _dearest_input(r, writes, cache_write_1h) + max_output_tokens * r.output
             if pico > best:
                 best = pico
-        return _ceil_micros(best)
+        return _ceil_micros(best + fees)
 
     # -- resolution ----------------------------------------------------------------------------
 
     def _resolve(self, provider: str, model: str, service_tier: str | None, speed: str | None) -> Rates | None:
         prov = provider.strip().lower()
-        name = _strip_prefix(model, prov)
+        name = self._name(prov, model)
         override = self._find_override(prov, name)
         if override is not None and override.rates is not None:
             rates: Rates | None = override.rates
+            if any(fee is None for fee in override.tool_fees):  # fees not given keep the bundled ones
+                bundled = self._bundled_rates(prov, name, service_tier, speed)
+                if bundled is not None and rates is not None:
+                    rates = replace(rates, tool_fees=bundled.tool_fees)
         else:
             rates = self._bundled_rates(prov, name, service_tier, speed)
+        if rates is not None and override is not None and any(fee is not None for fee in override.tool_fees):
+            fees = tuple(
+                mine if mine is not None else theirs
+                for mine, theirs in zip(override.tool_fees, rates.tool_fees, strict=True)
+            )
+            rates = replace(rates, tool_fees=fees)  # type: ignore[arg-type]
         if (
             rates is not None
             and prov in _IMPLICIT_CACHE_PROVIDERS

@@ -6,7 +6,11 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from spendfuse.budgets.pricing.rates import Rates, _pico, _rates_of
+from spendfuse.budgets.pricing.rates import Rates, _pico, _pico_per_use, _rates_of
+
+# genai-prices' per-use prices (USD per thousand) for the server tools, in SERVER_TOOLS order:
+# web search, web fetch (no fee of its own), file search ("storage searches"), code execution.
+_TOOL_FEE_KEYS = ("web_searches_kcount", None, "storage_searches_kcount", None)
 
 
 def _price_at(value: Any, threshold: int | None) -> Decimal:
@@ -48,6 +52,16 @@ def _rates_from_model_price(model_price: Any) -> Rates | None:
         return _rates_of({key: _pico(_price_at(value, threshold)) for key, value in values.items()})
 
     base = at(None)
+    fees = tuple(_fee(model_price, key) for key in _TOOL_FEE_KEYS)
+    if any(fees):
+        base = replace(base, tool_fees=fees)  # type: ignore[arg-type]
     if not thresholds:
         return base
     return replace(base, tiers=tuple((t, at(t)) for t in thresholds))
+
+
+def _fee(model_price: Any, key: str | None) -> int:
+    if key is None:
+        return 0
+    value = getattr(model_price, key, None)
+    return _pico_per_use(Decimal(value)) if isinstance(value, (Decimal, int)) else 0

@@ -11,15 +11,16 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from spendfuse.budgets.pricing.rates import _RATE_KEYS, Rates, _pico, _rates_of
+from spendfuse.budgets.pricing.rates import _RATE_KEYS, Rates, _pico, _pico_per_use, _rates_of
+from spendfuse.budgets.usage import SERVER_TOOLS
 from spendfuse.errors import ConfigError
 
-_ENTRY_KEYS = (*_RATE_KEYS, "tiers", "max_output_tokens")
+_ENTRY_KEYS = (*_RATE_KEYS, "tiers", "max_output_tokens", *SERVER_TOOLS)
 OVERRIDE_FORM = (
     "{'model-name': {'input': 3.0, 'output': 15.0, 'cache_read': 0.3, 'cache_write': 3.75, "
     "'cache_write_1h': 6.0, 'tiers': [{'above': 200000, 'input': 6.0, 'output': 22.5}], "
-    "'max_output_tokens': 64000}} in USD per million tokens; a key may be provider-qualified "
-    "('anthropic/model-name')"
+    "'max_output_tokens': 64000, 'web_search': 10.0}} in USD per million tokens (server tools "
+    f"{', '.join(SERVER_TOOLS)}: USD per 1000 uses); a key may be provider-qualified ('anthropic/model-name')"
 )
 
 
@@ -27,6 +28,8 @@ OVERRIDE_FORM = (
 class _Override:
     rates: Rates | None
     max_output_tokens: int | None = None
+    # Pico-dollars per use of each server tool (SERVER_TOOLS order); None: the bundled fee stays.
+    tool_fees: tuple[int | None, ...] = (None,) * len(SERVER_TOOLS)
 
 
 
@@ -89,7 +92,11 @@ def _parse_overrides(mapping: Any, root: str, source: str) -> dict[str, _Overrid
             tiers = _parse_tiers(entry.get("tiers"), f"{path}.tiers", source)
             if tiers:
                 rates = replace(rates, tiers=tiers)
-        parsed[key.strip().lower()] = _Override(rates=rates, max_output_tokens=max_output)
+        fees = tuple(
+            _pico_per_use(_price(entry[tool], f"{source}{path}.{tool}", "USD per 1000 uses")) if tool in entry else None
+            for tool in SERVER_TOOLS
+        )
+        parsed[key.strip().lower()] = _Override(rates=rates, max_output_tokens=max_output, tool_fees=fees)
     return parsed
 
 
@@ -133,9 +140,9 @@ def _parse_tiers(raw: Any, path: str, source: str) -> tuple[tuple[int, Rates], .
     return tuple(sorted(tiers.items()))
 
 
-def _price(value: Any, path: str) -> Decimal:
+def _price(value: Any, path: str, unit: str = "USD per million tokens") -> Decimal:
     problem = (
-        f"{path}: {value!r} is not a price; expected a non-negative number of USD per million tokens, "
+        f"{path}: {value!r} is not a price; expected a non-negative number of {unit}, "
         'e.g. 3.0 or "3.00"'
     )
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):

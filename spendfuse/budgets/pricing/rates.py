@@ -26,6 +26,9 @@ class Rates:
     """(input-token threshold, rates used when the total input tokens exceed it), ascending."""
     implicit_cache_write: bool = False
     """Any request may write its prompt to cache, asked for or not (OpenAI)."""
+    tool_fees: tuple[int, int, int, int] = (0, 0, 0, 0)
+    """Pico-dollars per use of each server-side tool, in ``usage.SERVER_TOOLS`` order; kept on the
+    base rates only (a long-context tier does not change a per-use fee)."""
 
     def for_input(self, input_tokens: int) -> Rates:
         chosen = self
@@ -43,6 +46,14 @@ def _pico(usd_per_mtok: Decimal) -> int:
     # Finer than a pico-dollar (some bundled prices carry float artifacts) rounds up: a budget may
     # overcount by under a pico per token, never undercount.
     return int((usd_per_mtok * _PICO_PER_TOKEN_PER_USD_MTOK).to_integral_value(rounding=ROUND_CEILING))
+
+
+# USD per thousand uses -> pico-dollars per use: x * 1e12 / 1e3.
+_PICO_PER_USE_PER_USD_K = Decimal(1_000_000_000)
+
+
+def _pico_per_use(usd_per_k: Decimal) -> int:
+    return int((usd_per_k * _PICO_PER_USE_PER_USD_K).to_integral_value(rounding=ROUND_CEILING))
 
 
 def _ceil_micros(pico: int) -> int:
