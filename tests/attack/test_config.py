@@ -1,3 +1,4 @@
+# ruff: noqa: SIM105, SIM117, E501, RUF001, RUF005, UP031
 """Bad input: README 'A malformed value fails at start-up, naming the key and the form it accepts'."""
 
 from __future__ import annotations
@@ -42,9 +43,8 @@ def test_huge_but_representable_prices_still_refuse(instrument: Any) -> None:
     """1e300 $/MTok is accepted and correctly refused (held)."""
     instrument(prices={SONNET: {"input": 1e300, "output": 1}})
     fake = FakeProvider()
-    with spendfuse.run(budget=spendfuse.Budget(usd=1)):
-        with pytest.raises(spendfuse.CostLimitExceeded):
-            fake.anthropic_client().messages.create(model=SONNET, max_tokens=5, messages=MESSAGES)
+    with spendfuse.run(budget=spendfuse.Budget(usd=1)), pytest.raises(spendfuse.CostLimitExceeded):
+        fake.anthropic_client().messages.create(model=SONNET, max_tokens=5, messages=MESSAGES)
     assert fake.request_count == 0
 
 
@@ -93,10 +93,14 @@ def test_the_documented_background_telemetry_setting_is_accepted(instrument: Any
         ("SPENDFUSE_STORE_TIMEOUT", "nan"),
         ("SPENDFUSE_DEFAULT_MAX_OUTPUT_TOKENS", "9" * 400),
         pytest.param(
-            "SPENDFUSE_STORE", "redis://h:notaport/0",
-            marks=pytest.mark.xfail(strict=True, reason="redis URL errors are raised when the store opens "
-                                    "(stores/redis.py) and say 'store:' instead of the variable; only sqlite "
-                                    "URLs are re-keyed (settings.py:_check_sqlite_url)"),
+            "SPENDFUSE_STORE",
+            "redis://h:notaport/0",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="redis URL errors are raised when the store opens "
+                "(stores/redis.py) and say 'store:' instead of the variable; only sqlite "
+                "URLs are re-keyed (settings.py:_check_sqlite_url)",
+            ),
         ),
         ("SPENDFUSE_STORE", "sqlite://relative.db"),
         ("SPENDFUSE_WARN_AT", "80%"),

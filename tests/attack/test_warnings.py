@@ -47,7 +47,9 @@ def test_warnings_state_does_not_grow_with_the_number_of_runs(instrument: Any) -
 
     def many(count: int, offset: int) -> None:
         for index in range(count):
-            with spendfuse.run(f"job-{offset + index:08d}-with-a-realistic-length-id", budget=spendfuse.Budget(turns=1)):
+            with spendfuse.run(
+                f"job-{offset + index:08d}-with-a-realistic-length-id", budget=spendfuse.Budget(turns=1)
+            ):
                 client.messages.create(model=SONNET, max_tokens=5, messages=MESSAGES)
 
     many(200, 0)  # warm every cache
