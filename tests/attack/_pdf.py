@@ -1,4 +1,4 @@
-# ruff: noqa: SIM105, SIM117, E501, RUF001, RUF005, UP031
+# ruff: noqa: E501, RUF005
 """A hand-built PDF 1.5 file: an xref stream, the page tree in a compressed object stream."""
 
 from __future__ import annotations

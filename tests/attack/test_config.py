@@ -1,4 +1,4 @@
-# ruff: noqa: SIM105, SIM117, E501, RUF001, RUF005, UP031
+# ruff: noqa: SIM105, SIM117
 """Bad input: README 'A malformed value fails at start-up, naming the key and the form it accepts'."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# ruff: noqa: SIM105, SIM117, E501, RUF001, RUF005, UP031
+# ruff: noqa: SIM105, RUF001, UP031
 """Is the input estimate an upper bound of the provider's count? README: 'an upper envelope of exact
 o200k/cl100k counts ... 0 under-estimates in 810 prompts'; the guarantee needs it.
 

@@ -1,4 +1,4 @@
-# ruff: noqa: SIM105, SIM117, E501, RUF001, RUF005, UP031
+# ruff: noqa: SIM117
 """KeyboardInterrupt (SIGINT) arriving at an unlucky bytecode inside spendfuse's own lock.
 
 ``GuardedLock.__exit__`` (budgets/critical.py) is Python code: between entering it and the C call

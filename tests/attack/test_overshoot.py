@@ -1,4 +1,4 @@
-# ruff: noqa: SIM105, SIM117, E501, RUF001, RUF005, UP031
+# ruff: noqa: SIM105, SIM117
 """Budget overshoot attacks: ways a call gets past a limit that the README/DESIGN say holds.
 
 Each xfail is a finding on today's code (see the reason); the plain tests are attacks that held.
