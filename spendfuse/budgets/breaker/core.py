@@ -144,14 +144,22 @@ class Breaker:
         if denied is not None and self.settings.clamp and denied.metric in ("usd", "tokens"):
             denied = self._clamp(admission, request, chain, keyed, now, denied)
         if denied is not None:
-            error = self._refusals.error(denied, request, admission.max_output // max(1, request.choices), the_run)
-            # A run's settled spend never goes down: once it alone has reached the limit, no call
-            # fits again (each costs a turn, a token, a micro-dollar). A call refused for its own
-            # size is not a stop: a smaller one (lower max_tokens, as the error suggests) may fit.
-            hard = denied.scope == "run" and denied.spent >= denied.limit
-            self._refusals.refuse(error, request, the_run, span, hard=hard)  # raises unless approved
-            admission.approved = True
-            self._force_reserve(admission, chain, keyed, now)
+            self._refuse(denied, admission, request, the_run, span)  # raises unless approved
+            if denied.scope == "run" and keyed:
+                # The hook approved the run's overrun, not the keyed scopes' (a user's window was
+                # never checked: runs are checked first). They are checked now, and a refusal
+                # there goes to the hook in its own right.
+                force_runs(admission, chain)
+                try:
+                    denied = self._keyed.reserve(admission, keyed, now, check=True)
+                    if denied is not None:
+                        self._refuse(denied, admission, request, the_run, span)
+                        self._keyed.reserve(admission, keyed, now, check=False)
+                except BaseException:
+                    unreserve_runs(admission, chain)
+                    raise
+            else:
+                self._force_reserve(admission, chain, keyed, now)
         if unresolved is not None:
             # Unknown scope limits are a store outage by another name, never "no limit" (and the
             # limits that resolved still held): closed refuses, open admits and counts it.
@@ -167,6 +175,18 @@ class Breaker:
         if PENDING:
             critical.drain()
         return admission
+
+    def _refuse(
+        self, denied: Denied, admission: Admission, request: CallRequest, the_run: Run | None, span: SpanLike | None
+    ) -> None:
+        """Refuse the call for ``denied`` (raises), unless the on_exceeded hook approves the overrun."""
+        error = self._refusals.error(denied, request, admission.max_output // max(1, request.choices), the_run)
+        # A run's settled spend never goes down: once it alone has reached the limit, no call
+        # fits again (each costs a turn, a token, a micro-dollar). A call refused for its own
+        # size is not a stop: a smaller one (lower max_tokens, as the error suggests) may fit.
+        hard = denied.scope == "run" and denied.spent >= denied.limit
+        self._refusals.refuse(error, request, the_run, span, hard=hard)  # raises unless approved
+        admission.approved = True
 
     def _refuse_past(self, past: PastLimit, request: CallRequest, the_run: Run | None, span: SpanLike | None) -> None:
         error = budget_error(
