@@ -140,6 +140,9 @@ def _parse_tiers(raw: Any, path: str, source: str) -> tuple[tuple[int, Rates], .
     return tuple(sorted(tiers.items()))
 
 
+MAX_PRICE = Decimal(1_000_000)
+
+
 def _price(value: Any, path: str, unit: str = "USD per million tokens") -> Decimal:
     problem = (
         f"{path}: {value!r} is not a price; expected a non-negative number of {unit}, "
@@ -152,8 +155,10 @@ def _price(value: Any, path: str, unit: str = "USD per million tokens") -> Decim
         price = Decimal(value.strip()) if isinstance(value, str) else Decimal(str(value))
     except (InvalidOperation, ValueError) as exc:
         raise ConfigError(problem) from exc
-    if not price.is_finite() or price < 0:
-        raise ConfigError(problem)
+    # Above a million dollars per million tokens a price is a typo, and past ~1e300 it stops being
+    # a number downstream (a worst case or an error message shown as a float overflows).
+    if not price.is_finite() or price < 0 or price > MAX_PRICE:
+        raise ConfigError(f"{problem} at most {MAX_PRICE:,}")
     return price
 
 
