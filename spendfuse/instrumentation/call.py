@@ -147,8 +147,17 @@ def begin(runtime: Runtime, provider: Provider, instance: Any, args: tuple[Any, 
     except DELIBERATE as error:
         call.refused(error)
         raise
-    except Exception:
+    except Exception as exc:
         log_internal_error("admitting a call")
+        if runtime.settings.store_failure == "closed" and runtime.breaker.may_limit(the_run):
+            # A budget applies and its check failed: an unchecked call could overrun it, so the
+            # failure counts as the store outage policy says (fail closed by default).
+            unchecked = BudgetStoreUnavailable(
+                f"spendfuse could not check this call against its budgets ({type(exc).__name__}); refusing "
+                "it because store_failure='closed' (set SPENDFUSE_STORE_FAILURE=open to admit calls then)"
+            )
+            call.refused(unchecked)
+            raise unchecked from exc
         return call
     call.admitted(admission, options)
     return call

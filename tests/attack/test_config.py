@@ -109,3 +109,28 @@ def test_malformed_values_are_one_line_config_errors_naming_the_variable(
 def _uninstrument() -> Any:
     yield
     spendfuse.uninstrument()
+
+
+def test_an_internal_error_while_admitting_a_budgeted_call_refuses_it(
+    instrument: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the breaker must not become a silent budget bypass: with a budget that applies and
+    store_failure='closed' (the default), the unchecked call is refused; with 'open' it goes through."""
+    from spendfuse.budgets.breaker.core import Breaker
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(Breaker, "admit", broken)
+    fake = FakeProvider()
+    instrument()
+    with spendfuse.run("bugged", budget=spendfuse.Budget(usd=1)), pytest.raises(spendfuse.BudgetStoreUnavailable):
+        fake.anthropic_client().messages.create(model=SONNET, max_tokens=5, messages=MESSAGES)
+    assert fake.request_count == 0
+    with spendfuse.run("unbudgeted"):  # no budget applies: telemetry only, the call goes through
+        fake.anthropic_client().messages.create(model=SONNET, max_tokens=5, messages=MESSAGES)
+    assert fake.request_count == 1
+    instrument(store_failure="open")
+    with spendfuse.run("open", budget=spendfuse.Budget(usd=1)):
+        fake.anthropic_client().messages.create(model=SONNET, max_tokens=5, messages=MESSAGES)
+    assert fake.request_count == 2

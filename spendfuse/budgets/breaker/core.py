@@ -89,6 +89,10 @@ class Breaker:
 
     # -- admission -----------------------------------------------------------------------------
 
+    def may_limit(self, the_run: Run | None) -> bool:
+        """Whether any budget could apply to a call in ``the_run`` (a run budget, a keyed scope)."""
+        return bool(self._scopes) or (the_run is not None and any(r.budget is not None for r in the_run.chain))
+
     def admit(self, request: CallRequest, the_run: Run | None, span: SpanLike | None) -> Admission:
         """Reserve the call's worst case or raise. Raises only deliberate spendfuse errors."""
         if PENDING:
