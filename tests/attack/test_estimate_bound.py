@@ -97,13 +97,6 @@ def test_a_digit_grid_prompt_cannot_overshoot_a_user_budget(instrument: Any, use
     assert user_usage("solver").spent["usd"] <= round(limit_usd * 1_000_000)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="estimate/media.py:_pdf_pages counts plaintext '/Type /Page' objects and falls back to "
-    "the 100k-token 'unknown document' bound only when it sees none: a PDF 1.5 file that keeps "
-    "page 1 outside its object streams (as linearized files do) and the rest compressed is "
-    "estimated as 1 page",
-)
 def test_a_pdf_with_pages_in_object_streams_is_not_estimated_as_one_page() -> None:
     import base64
 

@@ -84,8 +84,11 @@ def _pdf_pages(data: str) -> int | None:
         return None
     if not raw.startswith(b"%PDF"):
         return None
+    if b"/ObjStm" in raw:
+        # Objects inside compressed object streams (PDF 1.5+) are invisible to a byte scan: the
+        # pages counted outside them may be a few of many. Unknown, so the conservative bound.
+        return None
     pages = len(_PDF_PAGE.findall(raw))
     for match in _PDF_COUNT.finditer(raw):
         pages = max(pages, int(match.group(1) or match.group(2)))
-    # Pages inside compressed object streams are invisible here: then we know nothing.
     return pages or None
