@@ -140,6 +140,8 @@ def _coerce(key: str, name: str, value: Any) -> Any:
             )
         if scheme == "sqlite":
             _check_sqlite_url(key, value)
+        elif scheme in ("redis", "rediss"):
+            _check_redis_url(key, value)
         return value
     if name == "store_failure":
         if value not in ("closed", "open"):
@@ -262,6 +264,26 @@ def _check_sqlite_url(key: str, url: str) -> None:
             f"{key}: the folder {str(path.parent)!r} of the SQLite store does not exist; accepted: "
             "sqlite:///path/to/file.db in an existing folder (it is not created for you)"
         )
+    if path.is_dir():
+        raise ConfigError(f"{key}: {str(path)!r} is a folder, not a database file; accepted: {STORE_URL_FORM}")
+
+
+def _check_redis_url(key: str, url: str) -> None:
+    """The Redis store's URL errors at start-up, said with the key the user wrote."""
+    from spendfuse.budgets.stores import STORE_URL_FORM, redacted_url
+
+    try:
+        from spendfuse.budgets.stores.redis import parse_redis_url
+
+        parse_redis_url(url, 0.25)
+    except ConfigError as error:
+        raise ConfigError(f"{key}: {str(error).removeprefix('store: ')}") from None
+    except ImportError:  # the redis extra is not installed: the store says so when it opens
+        return
+    except (ValueError, TypeError) as error:  # urllib's own parse errors ("Invalid IPv6 URL")
+        raise ConfigError(
+            f"{key}: {redacted_url(url)!r} is not a valid URL ({error}); accepted: {STORE_URL_FORM}"
+        ) from None
 
 
 def _read_file(path: str) -> dict[str, Any]:

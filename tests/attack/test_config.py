@@ -38,23 +38,12 @@ def test_huge_prices_are_refused_at_start_up_naming_the_key() -> None:
         spendfuse.instrument(prices={SONNET: {"input": 1e300, "output": 1}})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SPENDFUSE_STORE='redis://[::1' leaks urllib's bare 'ValueError: Invalid IPv6 URL' (7 "
-    "frames deep, no key named, no accepted form) instead of a ConfigError",
-)
 def test_an_unparseable_redis_url_is_a_config_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPENDFUSE_STORE", "redis://[::1")
     with pytest.raises(spendfuse.ConfigError, match="SPENDFUSE_STORE"):
         spendfuse.instrument()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a sqlite store URL naming an existing *directory* passes start-up validation "
-    "(settings.py:_check_sqlite_url checks only the parent) and fails at the first call as "
-    "BudgetStoreUnavailable",
-)
 def test_a_sqlite_store_that_is_a_directory_fails_at_start_up(tmp_path: Path) -> None:
     with pytest.raises(spendfuse.ConfigError, match="SPENDFUSE_STORE"):
         load_settings(None, {"SPENDFUSE_STORE": f"sqlite:///{tmp_path}"})
@@ -80,16 +69,7 @@ def test_the_readme_documents_no_telemetry_thread_or_setting_that_is_gone() -> N
         ("SPENDFUSE_LEASE_SECONDS", "inf"),
         ("SPENDFUSE_STORE_TIMEOUT", "nan"),
         ("SPENDFUSE_DEFAULT_MAX_OUTPUT_TOKENS", "9" * 400),
-        pytest.param(
-            "SPENDFUSE_STORE",
-            "redis://h:notaport/0",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="redis URL errors are raised when the store opens "
-                "(stores/redis.py) and say 'store:' instead of the variable; only sqlite "
-                "URLs are re-keyed (settings.py:_check_sqlite_url)",
-            ),
-        ),
+        ("SPENDFUSE_STORE", "redis://h:notaport/0"),
         ("SPENDFUSE_STORE", "sqlite://relative.db"),
         ("SPENDFUSE_WARN_AT", "80%"),
     ],
