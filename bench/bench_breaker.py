@@ -99,8 +99,10 @@ def main() -> None:
                 settle_ns.append(end - middle)
                 pair_ns.append(end - start)
     cpu_per_pair = (time.thread_time_ns() - cpu_started) / options.calls / 1000
-    print(f"python {sys.version.split()[0]}, {options.calls} calls after {options.warmup} warm-up, "
-          f"{1 + options.scopes} keyed scope(s)")
+    print(
+        f"python {sys.version.split()[0]}, {options.calls} calls after {options.warmup} warm-up, "
+        f"{1 + options.scopes} keyed scope(s)"
+    )
     for label, values in (("admit", admit_ns), ("settle", settle_ns), ("admit + settle", pair_ns)):
         print(f"{label:<15} p50 {percentile(values, 0.5):7.2f} us   p99 {percentile(values, 0.99):7.2f} us")
     # CPU time of this thread per pair (timing included): less sensitive to other processes' load.

@@ -268,8 +268,9 @@ def bench_import(runs: int, workdir: Path) -> dict[str, Any]:
     self_us: dict[str, list[int]] = defaultdict(list)
     new_modules_ms: list[float] = []
     for _ in range(runs):
-        done = subprocess.run([sys.executable, "-c", _TIMED_IMPORT], env=env, check=True, capture_output=True,
-                              text=True)
+        done = subprocess.run(
+            [sys.executable, "-c", _TIMED_IMPORT], env=env, check=True, capture_output=True, text=True
+        )
         for key, value in json.loads(done.stdout.strip().splitlines()[-1]).items():
             timed[key].append(value)
         traced = subprocess.run(
@@ -374,8 +375,10 @@ def report(
             if mode != "spendfuse-noop" and median(cell.spans_on) < 0.99:
                 add(f"**Check failed**: {mode} exported {median(cell.spans_on):.2f} spans per call on {case.name}.\n")
             if max(cell.spans_off) > 0:
-                add(f"**Check failed**: {mode}'s raw blocks exported spans on {case.name}: uninstrumenting "
-                    "did not restore the SDK.\n")
+                add(
+                    f"**Check failed**: {mode}'s raw blocks exported spans on {case.name}: uninstrumenting "
+                    "did not restore the SDK.\n"
+                )
 
     instrumented = [mode for mode in modes if mode != "raw"]
 
@@ -404,12 +407,23 @@ def report(
     breaker = extras.get("breaker")
     if breaker and "error" not in breaker:
         pair = [a + s for a, s in zip(breaker["admit_ns"], breaker["settle_ns"], strict=True)]
-        verdict("Breaker.admit + settle p50, memory://", "run + 1d user budget", median(pair) / 1000,
-                TARGET_BREAKER_US, "µs")
+        verdict(
+            "Breaker.admit + settle p50, memory://",
+            "run + 1d user budget",
+            median(pair) / 1000,
+            TARGET_BREAKER_US,
+            "µs",
+        )
     if "spendfuse" in modes:
         for case in cases:
-            verdict("process CPU vs raw, real SDK, telemetry only", case.name,
-                    median(results[case.name]["spendfuse"].ratio), TARGET_RATIO, "x", 3)
+            verdict(
+                "process CPU vs raw, real SDK, telemetry only",
+                case.name,
+                median(results[case.name]["spendfuse"].ratio),
+                TARGET_RATIO,
+                "x",
+                3,
+            )
     if "spendfuse" in modes and "openllmetry" in modes:
         for case in cases:
             peer = cost(case, "openllmetry")
@@ -417,8 +431,14 @@ def report(
             verdict("spendfuse's added CPU / OpenLLMetry's", case.name, share, TARGET_VS_OPENLLMETRY, "", 2)
     imports = extras.get("import")
     if imports:
-        verdict("import spendfuse.auto after the SDKs (wall)", "fresh interpreters", imports["auto_ms"],
-                TARGET_IMPORT_MS, "ms", 0)
+        verdict(
+            "import spendfuse.auto after the SDKs (wall)",
+            "fresh interpreters",
+            imports["auto_ms"],
+            TARGET_IMPORT_MS,
+            "ms",
+            0,
+        )
     add("")
 
     # -- main table
@@ -471,8 +491,10 @@ def report(
         "here). Wall: the caller's p50 difference, for reference. Spans/call: spans the exporter received per "
         "call, instrumented / raw blocks (raw must be 0).\n"
     )
-    add("| case | mode | raw call µs | flush µs | cost µs [range] | ratio [range] | per-call CPU µs | wall µs "
-        "| spans/call |")
+    add(
+        "| case | mode | raw call µs | flush µs | cost µs [range] | ratio [range] | per-call CPU µs | wall µs "
+        "| spans/call |"
+    )
     add("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for case in cases:
         for mode in modes:
@@ -560,8 +582,12 @@ def report(
             )
             add("| step | p50 µs | p99 µs |")
             add("|---|---:|---:|")
-            for label, values in (("admit", admit), ("settle", settle), ("admit + settle", pair),
-                                  ("admit + settle, thread CPU", breaker["cpu_ns"])):
+            for label, values in (
+                ("admit", admit),
+                ("settle", settle),
+                ("admit + settle", pair),
+                ("admit + settle, thread CPU", breaker["cpu_ns"]),
+            ):
                 add(f"| {label} | {median(values) / 1000:.1f} | {percentile(values, 0.99) / 1000:.1f} |")
             add("")
 
@@ -753,13 +779,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     if args.json:
-        summary = {
-            case: {mode: asdict(cell) for mode, cell in by_mode.items()} for case, by_mode in results.items()
-        }
+        summary = {case: {mode: asdict(cell) for mode, cell in by_mode.items()} for case, by_mode in results.items()}
         Path(args.json).write_text(
             json.dumps(
-                {"meta": meta, "plan": asdict(plan), "modes": ran, "cases": [case.name for case in cases],
-                 "skipped": skipped, "verdicts": verdicts, "summary": summary, "rounds": rounds, "extras": extras},
+                {
+                    "meta": meta,
+                    "plan": asdict(plan),
+                    "modes": ran,
+                    "cases": [case.name for case in cases],
+                    "skipped": skipped,
+                    "verdicts": verdicts,
+                    "summary": summary,
+                    "rounds": rounds,
+                    "extras": extras,
+                },
             ),
             encoding="utf-8",
         )
@@ -772,8 +805,7 @@ def rerender(path: Path, output: str) -> None:
     cases = [Case.parse(name) for name in data.get("cases") or data["summary"]]
     modes = data.get("modes") or [mode for mode in MODES if any(mode in one for one in data["rounds"])]
     results = collect(data["rounds"], modes, cases)
-    text, _verdicts = report(plan, modes, cases, results, data["rounds"], data["skipped"], data["extras"],
-                             data["meta"])
+    text, _verdicts = report(plan, modes, cases, results, data["rounds"], data["skipped"], data["extras"], data["meta"])
     print(text)
     if output:
         Path(output).write_text(text, encoding="utf-8")

@@ -246,8 +246,14 @@ SCOPE_COUNTS = (1, 3, 6)
 
 
 def _scope_requests(count: int, user: str) -> list[ScopeRequest]:
-    names = [f"bench:user/{user}", "bench:team/search", "bench:org/acme", "bench:tenant/t1", "bench:project/p1",
-             "bench:model/m1"]
+    names = [
+        f"bench:user/{user}",
+        "bench:team/search",
+        "bench:org/acme",
+        "bench:tenant/t1",
+        "bench:project/p1",
+        "bench:model/m1",
+    ]
     return [ScopeRequest(key, {USD: 10**15}, {USD: 150_000}, time.time() + 3600) for key in names[:count]]
 
 
@@ -341,8 +347,13 @@ def bench_scopes_throughput(
         worker.join()
     latencies = sorted(value for report in reports for value in report[0])
     used = all(report[2] for report in reports)
-    return (len(latencies) / seconds, _percentile(latencies, 0.5) * 1e3, _percentile(latencies, 0.99) * 1e3,
-            sum(report[1] for report in reports), used)
+    return (
+        len(latencies) / seconds,
+        _percentile(latencies, 0.5) * 1e3,
+        _percentile(latencies, 0.99) * 1e3,
+        sum(report[1] for report in reports),
+        used,
+    )
 
 
 def scopes_part(url: str, seconds: float) -> None:
@@ -362,8 +373,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per latency row")
     parser.add_argument("--redis", help="use this redis:// URL instead of starting a redis-server")
     parser.add_argument("--stores", default="memory,sqlite,redis")
-    parser.add_argument("--part", choices=("all", "scopes"), default="all",
-                        help="scopes: only part 3 (several scopes on Redis)")
+    parser.add_argument(
+        "--part", choices=("all", "scopes"), default="all", help="scopes: only part 3 (several scopes on Redis)"
+    )
     options = parser.parse_args()
     if options.part == "scopes":
         options.stores = "redis"

@@ -67,14 +67,18 @@ def profile_case(case: Case, calls: int, warmup: int, include: list[str], lines:
     rows = [(key, value) for key, value in stats.items() if kept(key[0], include)]
     total_self = sum(value[2] for _key, value in rows) / calls * 1e6
     everything = sum(value[2] for value in stats.values()) / calls * 1e6
-    print(f"\n=== {case.name}: {calls} calls; kept functions' self time {total_self:,.1f} µs/call "
-          f"of {everything:,.1f} µs/call profiled (cProfile-inflated) ===")
+    print(
+        f"\n=== {case.name}: {calls} calls; kept functions' self time {total_self:,.1f} µs/call "
+        f"of {everything:,.1f} µs/call profiled (cProfile-inflated) ==="
+    )
     for title, index in (("by self time", 2), ("by cumulative time", 3)):
         print(f"\n  top {lines} {title}:  µs/call self | µs/call cumulative | calls/call | function")
         for key, value in sorted(rows, key=lambda row: row[1][index], reverse=True)[:lines]:
             _cc, ncalls, tottime, cumtime, _callers = value
-            print(f"  {tottime / calls * 1e6:10.2f} | {cumtime / calls * 1e6:10.2f} | {ncalls / calls:8.1f} | "
-                  f"{short(key)}")
+            print(
+                f"  {tottime / calls * 1e6:10.2f} | {cumtime / calls * 1e6:10.2f} | {ncalls / calls:8.1f} | "
+                f"{short(key)}"
+            )
 
 
 def main() -> None:

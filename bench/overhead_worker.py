@@ -358,8 +358,14 @@ def task_calls(spec: dict[str, Any]) -> dict[str, Any]:
             target.reset()
             sides = ("instrumented", "raw") if mode.paired else ("raw",)
             record: dict[str, dict[str, list[float]]] = {
-                side: {"cpu_ns": [], "wall_ns": [], "block_cpu_ns": [], "block_wall_ns": [], "flush_cpu_ns": [],
-                       "spans": []}
+                side: {
+                    "cpu_ns": [],
+                    "wall_ns": [],
+                    "block_cpu_ns": [],
+                    "block_wall_ns": [],
+                    "flush_cpu_ns": [],
+                    "spans": [],
+                }
                 for side in sides
             }
             block = spec["block"][case.shape]

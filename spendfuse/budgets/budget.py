@@ -72,9 +72,7 @@ class Budget:
         _check_number("seconds", self.seconds, integral=False, where=where)
         _check_number("repeats", self.repeats, integral=True, where=where)
         if self.window is not None and (not isinstance(self.window, str) or self.window not in WINDOWS):
-            raise ConfigError(
-                f"{where}window: {shown(self.window)} is not a window; accepted: {', '.join(WINDOWS)}"
-            )
+            raise ConfigError(f"{where}window: {shown(self.window)} is not a window; accepted: {', '.join(WINDOWS)}")
 
     @property
     def usd_micros(self) -> int | None:

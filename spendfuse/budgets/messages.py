@@ -56,9 +56,7 @@ def budget_error(
     """Numbers come in the store's units (micro-dollars for usd) and leave in the API's (dollars)."""
     who = _who(scope, key, window)
     call = f"{model}, max_tokens={max_tokens}" if model else "this call"
-    resets = (
-        datetime.fromtimestamp(window_resets_at, tz=timezone.utc) if window_resets_at is not None else None
-    )
+    resets = datetime.fromtimestamp(window_resets_at, tz=timezone.utc) if window_resets_at is not None else None
     reset_hint = f"; the window resets at {resets:%Y-%m-%d %H:%M} UTC" if resets is not None else ""
     flying = ""
     if limit == "usd":

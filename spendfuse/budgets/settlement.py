@@ -63,8 +63,10 @@ def unanswered_charge(
     if input_estimate < 0:
         input_estimate = estimate_input_tokens(request.provider, request.api, request.model, request.body, memo)
     usage = unanswered_usage(input_estimate, admission)
-    rates = admission.rates if admission is not None else prices.rates(
-        request.provider, request.model, service_tier=request.service_tier, speed=request.speed
+    rates = (
+        admission.rates
+        if admission is not None
+        else prices.rates(request.provider, request.model, service_tier=request.service_tier, speed=request.speed)
     )
     if rates is None:
         return usage, None
@@ -132,8 +134,10 @@ def settle(
             breaker.settle(admission, charged, charge)
         return Settlement(charged, charge, True, answer.reason)
     usage, estimated = settled_usage(request, admission, answer, memo)
-    rates = admission.rates if admission is not None else prices.rates(
-        request.provider, request.model, service_tier=request.service_tier, speed=request.speed
+    rates = (
+        admission.rates
+        if admission is not None
+        else prices.rates(request.provider, request.model, service_tier=request.service_tier, speed=request.speed)
     )
     answered_by = answer.response_model
     if rates is None and isinstance(answered_by, str) and answered_by and answered_by != request.model:

@@ -30,12 +30,13 @@ log = logging.getLogger("spendfuse")
 MICROS = 1_000_000
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
-               common: argparse.ArgumentParser) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
-        "budgets", parents=[common], help="a user's or scope's budget window (or a run's budget use)",
+        "budgets",
+        parents=[common],
+        help="a user's or scope's budget window (or a run's budget use)",
         description="Show a user's or a scope's (team, org, model, ...) current budget window from the "
-                    "budget store, reset it, or show what a run used from the ledger.",
+        "budget store, reset it, or show what a run used from the ledger.",
     )
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="the user whose window to show or reset (--scope user --key USER)")
@@ -196,7 +197,10 @@ def _user_window(args: argparse.Namespace) -> int:
     if args.reset:
         log.warning(
             "spendfuse: reset budget window %s of %s in %s from the CLI (it had %s spent)",
-            window.key, window.who, fmt.redact_url(url), fmt.usd(rows[USD]["spent"]),
+            window.key,
+            window.who,
+            fmt.redact_url(url),
+            fmt.usd(rows[USD]["spent"]),
         )
     data: dict[str, object] = {
         "scope": scope,
@@ -223,21 +227,30 @@ def _print_window(data: dict[str, object], window: Window, rows: dict[str, dict[
     console = render.make_console()
     span = "lifetime (no window)"
     if window.start is not None and window.end is not None:
-        span = (f"{window.name}: {time.strftime('%Y-%m-%d %H:%M', time.gmtime(window.start))} → "
-                f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(window.end))} UTC")
-    console.print(f"{window.who[0].upper()}{window.who[1:]}  budget: {data['budget'] or 'none configured'}  "
-                  f"window {span}")
+        span = (
+            f"{window.name}: {time.strftime('%Y-%m-%d %H:%M', time.gmtime(window.start))} → "
+            f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(window.end))} UTC"
+        )
+    console.print(
+        f"{window.who[0].upper()}{window.who[1:]}  budget: {data['budget'] or 'none configured'}  window {span}"
+    )
     console.print(f"Store {data['store']}  key {window.key}", style="dim")
     table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("Limit", "Limit value", "Spent", "In flight", "Remaining"):
         table.add_column(column, justify="left" if column == "Limit" else "right")
     for metric, row in rows.items():
+
         def show(value: float | int | None, metric: str = metric) -> str:
             return "-" if value is None else fmt.limit_value(metric, float(value))
 
         remaining = row["remaining"]
-        table.add_row(metric, show(row["limit"]), show(row["spent"]), show(row["in_flight"]),
-                      "unlimited" if remaining is None else show(remaining))
+        table.add_row(
+            metric,
+            show(row["limit"]),
+            show(row["spent"]),
+            show(row["in_flight"]),
+            "unlimited" if remaining is None else show(remaining),
+        )
     console.print(table)
     if data["reset"]:
         console.print(f"Reset: the window's spend above was cleared for {window.who}.", style="bold yellow")

@@ -10,10 +10,13 @@ from spendfuse.cli.reasons import explain
 from spendfuse.ledger.queries import run_detail
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
-               common: argparse.ArgumentParser) -> None:
-    parser = commands.add_parser("explain", parents=[common], help="why a run stopped and what to change",
-                                 description="Explain in plain words why a run stopped and what to change.")
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "explain",
+        parents=[common],
+        help="why a run stopped and what to change",
+        description="Explain in plain words why a run stopped and what to change.",
+    )
     parser.add_argument("run_id", metavar="RUN_ID", help="the run id (or an unambiguous prefix of it)")
     parser.set_defaults(handler=run)
 

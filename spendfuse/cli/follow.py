@@ -42,8 +42,9 @@ def follow_line(span: SpanRow) -> Text:
     if span.tripped:
         limit = span.trip_limit
         scope = "user window" if span.trip_scope == "user" else "run"
-        numbers = fmt.trip_numbers(limit, span.trip_spent, fmt.recorded_in_flight(span),
-                                   span.trip_requested, span.trip_limit_value)
+        numbers = fmt.trip_numbers(
+            limit, span.trip_spent, fmt.recorded_in_flight(span), span.trip_requested, span.trip_limit_value
+        )
         return Text(f"{_clock(span.end_ns)}  TRIP  {who}  {model}  {scope} {limit}: {numbers}", style="bold red")
     cost = "cost unknown (no price)" if span.cost_unknown else fmt.usd(span.cost_usd)
     tokens = (span.input_tokens or 0) + (span.output_tokens or 0)
@@ -59,8 +60,15 @@ def _poll(connection: sqlite3.Connection, after: int, user: str | None) -> list[
     return [(row[0], SpanRow(*row[1:])) for row in connection.execute(sql, params)]
 
 
-def follow(connection: sqlite3.Connection, console: Console, *, user: str | None = None, backlog: int = 10,
-           interval: float = 1.0, max_seconds: float | None = None) -> int:
+def follow(
+    connection: sqlite3.Connection,
+    console: Console,
+    *,
+    user: str | None = None,
+    backlog: int = 10,
+    interval: float = 1.0,
+    max_seconds: float | None = None,
+) -> int:
     """Print the last ``backlog`` entries, then new ones as they arrive, until interrupted or ``max_seconds``."""
     last = connection.execute("SELECT COALESCE(MAX(rowid), 0) FROM spans").fetchone()[0]
     start_from = 0 if backlog else last

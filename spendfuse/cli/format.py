@@ -124,21 +124,25 @@ def recorded_in_flight(span: SpanRow) -> float:
     return in_flight_from_message(span.trip_limit, span.status_message)
 
 
-def trip_numbers(limit: str | None, spent: float | None, in_flight: float, requested: float | None,
-                 limit_value: float | None) -> str:
+def trip_numbers(
+    limit: str | None, spent: float | None, in_flight: float, requested: float | None, limit_value: float | None
+) -> str:
     """A trip for people: spent and in flight apart, the refused call's worst case, the limit."""
+
     def show(value: float | None) -> str:
         return people_usd(value) if limit == "usd" else limit_value_text(limit, value)
 
     if limit in ("seconds", "repeats"):
         return f"{show(spent)} used, limit {show(limit_value)}"
-    return (f"spent {show(spent)}, in flight {show(in_flight)}, this call up to {show(requested)}, "
-            f"limit {show(limit_value)}")
+    return (
+        f"spent {show(spent)}, in flight {show(in_flight)}, this call up to {show(requested)}, "
+        f"limit {show(limit_value)}"
+    )
 
 
-def warning_numbers(limit: str | None, spent: float | None, in_flight: float | None,
-                    limit_value: float | None) -> str:
+def warning_numbers(limit: str | None, spent: float | None, in_flight: float | None, limit_value: float | None) -> str:
     """A warn_at warning for people; ``in_flight`` None means ``spent`` already includes it."""
+
     def show(value: float | None) -> str:
         return people_usd(value) if limit == "usd" else limit_value_text(limit, value)
 

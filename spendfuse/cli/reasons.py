@@ -176,7 +176,7 @@ def _trip_advice(trip: Trip, detail: RunDetail) -> list[str]:
         return [
             f"Wait for the window to reset{when}: every run of {user!r} is refused until then.",
             f"Give {user!r} a bigger tier or an override in the user_budget setting "
-            f"(its users table, e.g. {user} = \"pro\").",
+            f'(its users table, e.g. {user} = "pro").',
             f"Or, as an admin, clear the current window in the budget store the program uses: "
             f"{reset_command(user, trip.window)} (with the default memory:// store the window lives "
             "inside the program and ends with it).",
@@ -268,7 +268,9 @@ def explain(detail: RunDetail) -> Explanation:
         trip = _trip(detail)
         if trip is None:
             return Explanation(
-                run_id, outcome, f"Run {run_id!r} was stopped by a budget breaker ({_totals(detail)}).",
+                run_id,
+                outcome,
+                f"Run {run_id!r} was stopped by a budget breaker ({_totals(detail)}).",
                 [*events, "The refused call was not recorded in this ledger, so the limit is unknown."],
                 ["Run `spendfuse show` on it, or look for the BudgetExceeded message in the program's logs."],
             )
@@ -283,10 +285,13 @@ def explain(detail: RunDetail) -> Explanation:
         return _error(detail, events)
     if outcome == OUTCOME_UNFINISHED:
         return Explanation(
-            run_id, outcome,
+            run_id,
+            outcome,
             f"Run {run_id!r} has no recorded end ({_totals(detail)} so far).",
-            ["Either it is still running, or its process stopped before telemetry was flushed "
-             "(a crash, a kill, or exiting without spendfuse.auto's flush at exit)."],
+            [
+                "Either it is still running, or its process stopped before telemetry was flushed "
+                "(a crash, a kill, or exiting without spendfuse.auto's flush at exit)."
+            ],
             ["Run it again under `import spendfuse.auto`, which flushes at exit, or wait and look again."],
         )
     budget = detail.root.budget_usd if detail.root is not None else None
@@ -297,7 +302,7 @@ def explain(detail: RunDetail) -> Explanation:
     if reason is not None:
         events = [*events, f"Its cost is partly unknown: {reason}."]
         advice = [
-            "Add the missing price so its cost counts: prices={\"MODEL\": {\"input\": ..., \"output\": ...}} "
+            'Add the missing price so its cost counts: prices={"MODEL": {"input": ..., "output": ...}} '
             "(USD per million tokens) or a SPENDFUSE_PRICES file. Until then no USD limit can apply to it.",
         ]
     return Explanation(run_id, outcome, headline, events, advice)

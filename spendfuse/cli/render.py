@@ -38,11 +38,15 @@ def make_console(*, stderr: bool = False) -> Console:
     """A console that fits the screen; no escape codes at all under NO_COLOR or when not a terminal."""
     # NO_COLOR (no-color.org) set to anything non-empty; rich alone would still send bold and dim.
     plain = bool(os.environ.get("NO_COLOR"))
-    console = Console(stderr=stderr, highlight=False, no_color=plain or None,
-                      color_system=None if plain else "auto")
+    console = Console(stderr=stderr, highlight=False, no_color=plain or None, color_system=None if plain else "auto")
     if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(stderr=stderr, highlight=False, width=PIPE_WIDTH, no_color=plain or None,
-                          color_system=None if plain else "auto")
+        console = Console(
+            stderr=stderr,
+            highlight=False,
+            width=PIPE_WIDTH,
+            no_color=plain or None,
+            color_system=None if plain else "auto",
+        )
     return console
 
 
@@ -86,8 +90,7 @@ def _run_cells(run: RunSummary) -> list[str | Text]:
     ]
 
 
-def _fit(natural: dict[str, int], width: int | None,
-         steps: tuple[tuple[str, str, int], ...] = ()) -> dict[str, int]:
+def _fit(natural: dict[str, int], width: int | None, steps: tuple[tuple[str, str, int], ...] = ()) -> dict[str, int]:
     """Column name -> width, following ``steps`` (FIT_STEPS for runs) until the table fits ``width``."""
     widths = dict(natural)
 
@@ -119,12 +122,18 @@ def runs_table(runs: Sequence[RunSummary], *, title: str | None = "Runs", width:
     }
     widths = _fit(natural, width)
     shown = [index for index, name in enumerate(RUN_COLUMNS) if name in widths]
-    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
-                  show_edge=False)
+    table = Table(
+        title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False
+    )
     for index in shown:
         name = RUN_COLUMNS[index]
-        table.add_column(name, justify="right" if name in NUMERIC_RUN_COLUMNS else "left", no_wrap=True,
-                         overflow="ellipsis", width=widths[name])
+        table.add_column(
+            name,
+            justify="right" if name in NUMERIC_RUN_COLUMNS else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            width=widths[name],
+        )
     for row in rows:
         table.add_row(*(row[index] for index in shown))
     if any(run.unknown_cost_calls for run in runs):
@@ -152,13 +161,10 @@ def _call_label(span: SpanRow) -> Text:
         text.append("  (refused, never sent)", style="dim")
         return text
     estimated = "~" if span.estimated else ""
-    text.append(
-        f"  {estimated}{fmt.tokens(span.input_tokens)} in / {estimated}{fmt.tokens(span.output_tokens)} out"
-    )
+    text.append(f"  {estimated}{fmt.tokens(span.input_tokens)} in / {estimated}{fmt.tokens(span.output_tokens)} out")
     if span.cache_read_tokens:
         text.append(f" ({fmt.tokens(span.cache_read_tokens)} cached)", style="dim")
-    text.append(f"  {fmt.usd(span.cost_usd)}" if not span.cost_unknown else "  cost unknown (no price)",
-                style="cyan")
+    text.append(f"  {fmt.usd(span.cost_usd)}" if not span.cost_unknown else "  cost unknown (no price)", style="cyan")
     text.append(f"  {fmt.duration(_elapsed(span))}", style="dim")
     if span.approved:
         text.append("  ⚠ approved overrun", style="yellow")
@@ -189,7 +195,8 @@ def _grow(tree: Tree, nodes: Iterable[SpanNode]) -> None:
 def run_tree(detail: RunDetail) -> Tree:
     summary = detail.summary
     label = Text.assemble(
-        ("run ", "bold"), (summary.run_id, "bold"),
+        ("run ", "bold"),
+        (summary.run_id, "bold"),
         f"  user {summary.user_id or '-'}  ",
         outcome(summary.outcome),
         f"  {fmt.plural(summary.turns, 'turn')}  {fmt.tokens(summary.tokens)} tokens  ",
@@ -238,21 +245,31 @@ SPEND_FIT_STEPS: tuple[tuple[str, str, int], ...] = (
 
 def spend_table(rows: Sequence[SpendRow], by: str, *, width: int | None = None) -> Table:
     cells: list[list[str | Text]] = [
-        [row.key, fmt.cost(row.cost_usd, row.unknown_cost_calls), str(row.calls), str(row.refused), str(row.runs),
-         fmt.tokens(row.input_tokens), fmt.tokens(row.output_tokens), fmt.tokens(row.cache_read_tokens)]
+        [
+            row.key,
+            fmt.cost(row.cost_usd, row.unknown_cost_calls),
+            str(row.calls),
+            str(row.refused),
+            str(row.runs),
+            fmt.tokens(row.input_tokens),
+            fmt.tokens(row.output_tokens),
+            fmt.tokens(row.cache_read_tokens),
+        ]
         for row in rows
     ]
     if len(rows) > 1:
-        cells.append([
-            Text("total", style="bold"),
-            fmt.total_cost(sum(r.cost_usd for r in rows), sum(r.unknown_cost_calls for r in rows)),
-            str(sum(r.calls for r in rows)),
-            str(sum(r.refused for r in rows)),
-            "",
-            fmt.tokens(sum(r.input_tokens for r in rows)),
-            fmt.tokens(sum(r.output_tokens for r in rows)),
-            fmt.tokens(sum(r.cache_read_tokens for r in rows)),
-        ])
+        cells.append(
+            [
+                Text("total", style="bold"),
+                fmt.total_cost(sum(r.cost_usd for r in rows), sum(r.unknown_cost_calls for r in rows)),
+                str(sum(r.calls for r in rows)),
+                str(sum(r.refused for r in rows)),
+                "",
+                fmt.tokens(sum(r.input_tokens for r in rows)),
+                fmt.tokens(sum(r.output_tokens for r in rows)),
+                fmt.tokens(sum(r.cache_read_tokens for r in rows)),
+            ]
+        )
     headers = (by.capitalize(), *SPEND_COLUMNS[1:])
     natural = {
         name: max([len(headers[index])] + [len(str(row[index])) for row in cells])
@@ -260,12 +277,23 @@ def spend_table(rows: Sequence[SpendRow], by: str, *, width: int | None = None) 
     }
     widths = _fit(natural, width, SPEND_FIT_STEPS)
     shown = [index for index, name in enumerate(SPEND_COLUMNS) if name in widths]
-    table = Table(title=f"Spend by {by}", title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
-                  pad_edge=False, show_edge=False)
+    table = Table(
+        title=f"Spend by {by}",
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+    )
     for index in shown:
         name = SPEND_COLUMNS[index]
-        table.add_column(headers[index], justify="left" if name == "Key" else "right", no_wrap=True,
-                         overflow="ellipsis", width=widths[name])
+        table.add_column(
+            headers[index],
+            justify="left" if name == "Key" else "right",
+            no_wrap=True,
+            overflow="ellipsis",
+            width=widths[name],
+        )
     for number, row in enumerate(cells):
         if len(rows) > 1 and number == len(rows):
             table.add_section()

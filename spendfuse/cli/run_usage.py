@@ -34,15 +34,25 @@ def run_usage(args: argparse.Namespace) -> int:
         "reserved_usd_max": max(reserved) if reserved else None,
         "unknown_cost_calls": sum(c.cost_unknown for c in calls),
         "unknown_cost_reason": summary.unknown_cost_reason,
-        "trip": None if trip is None else {
-            "scope": trip.trip_scope, "limit": trip.trip_limit, "limit_value": trip.trip_limit_value,
-            "spent": trip.trip_spent, "in_flight": fmt.recorded_in_flight(trip),
+        "trip": None
+        if trip is None
+        else {
+            "scope": trip.trip_scope,
+            "limit": trip.trip_limit,
+            "limit_value": trip.trip_limit_value,
+            "spent": trip.trip_spent,
+            "in_flight": fmt.recorded_in_flight(trip),
             "requested": trip.trip_requested,
         },
         "warnings": [
             # in_flight null: recorded by a breaker that counted reservations in flight into "spent".
-            {"scope": e.scope, "limit": e.limit_name, "limit_value": e.limit_value, "spent": e.spent,
-             "in_flight": e.in_flight}
+            {
+                "scope": e.scope,
+                "limit": e.limit_name,
+                "limit_value": e.limit_value,
+                "spent": e.spent,
+                "in_flight": e.in_flight,
+            }
             for e in warnings
         ],
         "approved_overruns": sum(1 for e in detail.events if e.name == names.EVENT_BREAKER_APPROVED),
@@ -68,12 +78,18 @@ def run_usage(args: argparse.Namespace) -> int:
     if trip is not None:
         limit = trip.trip_limit
         in_flight = fmt.recorded_in_flight(trip)
-        table.add_row("Tripped", f"{trip.trip_scope} {limit}: " + fmt.trip_numbers(
-            limit, trip.trip_spent, in_flight, trip.trip_requested, trip.trip_limit_value))
+        table.add_row(
+            "Tripped",
+            f"{trip.trip_scope} {limit}: "
+            + fmt.trip_numbers(limit, trip.trip_spent, in_flight, trip.trip_requested, trip.trip_limit_value),
+        )
     for warning in warnings:
         limit = warning.limit_name
-        table.add_row("Warning", f"{warning.scope} {limit}: " + fmt.warning_numbers(
-            limit, warning.spent, warning.in_flight, warning.limit_value))
+        table.add_row(
+            "Warning",
+            f"{warning.scope} {limit}: "
+            + fmt.warning_numbers(limit, warning.spent, warning.in_flight, warning.limit_value),
+        )
     console.print(table)
     console.print("Only the USD budget is recorded on runs; `spendfuse explain` tells why it stopped.", style="dim")
     return 0

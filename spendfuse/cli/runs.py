@@ -14,20 +14,34 @@ from spendfuse.ledger.queries import list_runs
 OUTCOMES = ("completed", "tripped", "error", "unfinished")
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
-               common: argparse.ArgumentParser) -> None:
-    parser = commands.add_parser("runs", parents=[common], help="list recent runs",
-                                 description="List recent runs, newest first.")
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "runs", parents=[common], help="list recent runs", description="List recent runs, newest first."
+    )
     parser.add_argument("--user", help="only this user's runs")
     parser.add_argument("--since", help="only runs started since, e.g. 1h, 1d, 7d, 2025-01-31 (default: all)")
     parser.add_argument("--outcome", help=f"only runs that ended so: {', '.join(OUTCOMES)}")
     parser.add_argument("--limit", type=int, default=20, help="how many runs (default 20; 0 for all)")
-    parser.add_argument("--follow", "-f", action="store_true",
-                        help="keep printing calls, trips and run ends as they reach the ledger (Ctrl-C stops)")
-    parser.add_argument("--interval", type=float, default=1.0, metavar="S",
-                        help="with --follow: seconds between looks at the ledger (default 1)")
-    parser.add_argument("--max-seconds", type=float, default=None, metavar="S",
-                        help="with --follow: stop after S seconds (default: never)")
+    parser.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="keep printing calls, trips and run ends as they reach the ledger (Ctrl-C stops)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="with --follow: seconds between looks at the ledger (default 1)",
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="with --follow: stop after S seconds (default: never)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -54,12 +68,9 @@ def run(args: argparse.Namespace) -> int:
                 time.sleep(args.interval)
         left = None if args.max_seconds is None else max(0.0, args.max_seconds - (time.monotonic() - started))
         with ledger(str(path)) as connection:
-            return follow(connection, render.make_console(), user=args.user, interval=args.interval,
-                          max_seconds=left)
+            return follow(connection, render.make_console(), user=args.user, interval=args.interval, max_seconds=left)
     with ledger(args.ledger) as connection:
-        runs = list_runs(
-            connection, user=args.user, since_ns=since, outcome=args.outcome, limit=args.limit or None
-        )
+        runs = list_runs(connection, user=args.user, since_ns=since, outcome=args.outcome, limit=args.limit or None)
     if args.json:
         render.print_json([summary.to_json() for summary in runs])
         return 0

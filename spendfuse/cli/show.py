@@ -13,10 +13,13 @@ from spendfuse.ledger.rows import KIND_CALL, EventRow, SpanRow
 NANOS = 1_000_000_000
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
-               common: argparse.ArgumentParser) -> None:
-    parser = commands.add_parser("show", parents=[common], help="show one run as a tree of calls and tools",
-                                 description="Show one run: its model calls and tools as a tree.")
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "show",
+        parents=[common],
+        help="show one run as a tree of calls and tools",
+        description="Show one run: its model calls and tools as a tree.",
+    )
     parser.add_argument("run_id", metavar="RUN_ID", help="the run id (or an unambiguous prefix of it)")
     parser.set_defaults(handler=run)
 

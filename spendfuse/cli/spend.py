@@ -13,13 +13,19 @@ from spendfuse.config.user_budgets import SCOPE_NAME
 from spendfuse.ledger.queries import SPEND_KEYS, spend
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
-               common: argparse.ArgumentParser) -> None:
-    parser = commands.add_parser("spend", parents=[common], help="spend grouped by user, model, day or scope",
-                                 description="Cost, calls and tokens of recorded model calls, grouped.")
-    parser.add_argument("--by", type=_by, default="user",
-                        help=f"group by {', '.join(sorted(SPEND_KEYS))} or a scope name such as team "
-                             "(default: user)")
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "spend",
+        parents=[common],
+        help="spend grouped by user, model, day or scope",
+        description="Cost, calls and tokens of recorded model calls, grouped.",
+    )
+    parser.add_argument(
+        "--by",
+        type=_by,
+        default="user",
+        help=f"group by {', '.join(sorted(SPEND_KEYS))} or a scope name such as team (default: user)",
+    )
     parser.add_argument("--since", default="7d", help="from when, e.g. 1h, 1d, 30d, 2025-01-31, all (default 7d)")
     parser.set_defaults(handler=run)
 

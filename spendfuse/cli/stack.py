@@ -8,17 +8,20 @@ from spendfuse.cli import render
 from spendfuse.cli.options import CliError
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
-               common: argparse.ArgumentParser) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
-        "stack", help="write the Grafana/Tempo/Prometheus/Alertmanager stack to a folder",
+        "stack",
+        help="write the Grafana/Tempo/Prometheus/Alertmanager stack to a folder",
         description="The observability stack shipped with spendfuse: collector, Tempo, Prometheus with "
-                    "alert rules, Alertmanager, Grafana with dashboards, Redis and a demo agent.",
+        "alert rules, Alertmanager, Grafana with dashboards, Redis and a demo agent.",
     )
     actions = parser.add_subparsers(dest="stack_command", metavar="ACTION", required=True)
-    init = actions.add_parser("init", help="write the stack's files into DIR",
-                              description="Write the stack into DIR (created if missing); then "
-                                          "`cd DIR && docker compose up` and open http://localhost:3000.")
+    init = actions.add_parser(
+        "init",
+        help="write the stack's files into DIR",
+        description="Write the stack into DIR (created if missing); then "
+        "`cd DIR && docker compose up` and open http://localhost:3000.",
+    )
     init.add_argument("dir", metavar="DIR", help="folder to write (its parent must exist)")
     init.add_argument("--force", action="store_true", help="overwrite stack files already in DIR")
     init.add_argument("--json", action="store_true", help="print the written files as JSON")

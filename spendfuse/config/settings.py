@@ -304,18 +304,14 @@ def _read_file(path: str) -> dict[str, Any]:
     return dict(table)
 
 
-def load_settings(
-    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     path = environ.get(CONFIG_ENV)
     if path:
         for key, value in _read_file(path).items():
             if key not in SETTING_NAMES:
-                raise ConfigError(
-                    f"{path}: unknown key {key!r}; accepted: {', '.join(sorted(SETTING_NAMES))}"
-                )
+                raise ConfigError(f"{path}: unknown key {key!r}; accepted: {', '.join(sorted(SETTING_NAMES))}")
             values[key] = _coerce(f"{path}: {key}", key, value)
         if "user_budget" in values and "user" in values.get("budgets", {}):
             raise ConfigError(f"{path}: user_budget and [budgets.user] are both given; set one of them")
@@ -354,7 +350,7 @@ def _env_budgets(environ: Mapping[str, str]) -> dict[str, ScopeBudgetResolver]:
     for variable, raw in environ.items():
         if not variable.startswith(BUDGETS_ENV_PREFIX):
             continue
-        scope = check_scope_name(variable[len(BUDGETS_ENV_PREFIX):].lower(), variable)
+        scope = check_scope_name(variable[len(BUDGETS_ENV_PREFIX) :].lower(), variable)
         out[scope] = scope_budget_resolver(raw, scope=scope, source=variable)
     return out
 
@@ -369,9 +365,7 @@ def _user_scope(values: dict[str, Any], lower: ScopeBudgetResolver | None) -> di
     from_table = budgets.pop("user", None)
     user = values.get("user_budget")
     if from_table is not None and user is not None:
-        raise ConfigError(
-            "user_budget and budgets['user'] are both given; they are the same budget, set one of them"
-        )
+        raise ConfigError("user_budget and budgets['user'] are both given; they are the same budget, set one of them")
     values["user_budget"] = user if user is not None else (from_table if from_table is not None else lower)
     values["budgets"] = budgets
     return values

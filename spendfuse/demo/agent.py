@@ -36,7 +36,9 @@ TOOLS: list[dict[str, Any]] = [
         "name": "check_booking",
         "description": "Status of a booking by id.",
         "input_schema": {
-            "type": "object", "properties": {"booking_id": {"type": "string"}}, "required": ["booking_id"],
+            "type": "object",
+            "properties": {"booking_id": {"type": "string"}},
+            "required": ["booking_id"],
         },
     },
     {

@@ -41,8 +41,11 @@ class ProgressPrinter(SpanProcessor):
             line = Text(f"  {row.user_id or '-':<6} {row.run_id or '-':<22} ", style="dim")
             line.append_text(render.span_label(row))
         elif row.kind == KIND_TOOL:
-            line = Text(f"  {'':<6} {'':<22}   ↳ {row.tool_name or row.name}  "
-                        f"{fmt.duration(max(0, row.end_ns - row.start_ns) / fmt.NANOS)}", style="dim")
+            line = Text(
+                f"  {'':<6} {'':<22}   ↳ {row.tool_name or row.name}  "
+                f"{fmt.duration(max(0, row.end_ns - row.start_ns) / fmt.NANOS)}",
+                style="dim",
+            )
         elif row.kind == KIND_RUN:
             mark = "✔" if row.outcome == "completed" else "✖"
             line = Text(f"{mark} run {row.run_id} ")

@@ -77,23 +77,33 @@ def _keep_checking(_request: RecordedRequest) -> Reply:
 
 AGENT_RUNS = (
     AgentRun(
-        "alice", "pro", "trip-planner",
+        "alice",
+        "pro",
+        "trip-planner",
         "Plan a weekend in Lisbon: check the weather and find flights from Berlin.",
         script=(
             Reply.tool_call("get_weather", {"city": "Lisbon"}, text="First, the weather in Lisbon."),
-            Reply.tool_call("search_flights", {"origin": "Berlin", "destination": "Lisbon"},
-                            text="Sunny. Now the flights from Berlin."),
-            Reply.text("Lisbon looks sunny at 21°C. Take the Saturday 07:40 flight (EUR 98) "
-                       "and return Sunday 20:15 (EUR 115)."),
+            Reply.tool_call(
+                "search_flights",
+                {"origin": "Berlin", "destination": "Lisbon"},
+                text="Sunny. Now the flights from Berlin.",
+            ),
+            Reply.text(
+                "Lisbon looks sunny at 21°C. Take the Saturday 07:40 flight (EUR 98) and return Sunday 20:15 (EUR 115)."
+            ),
         ),
     ),
     AgentRun(
-        "bob", "pro", "booking-watcher",
+        "bob",
+        "pro",
+        "booking-watcher",
         "Tell me when booking BK-1042 is confirmed.",
         responder=_keep_checking,
     ),
     AgentRun(
-        "carol", "free", "report-summary",
+        "carol",
+        "free",
+        "report-summary",
         "Summarize the Q3 report for the board in three bullet points.",
         script=(
             Reply.tool_call("fetch_document", {"doc_id": "Q3-report"}, text="Fetching the report."),
@@ -152,8 +162,11 @@ def print_summary(console: Console, telemetry: DemoTelemetry, outcome: RoundResu
     flag = f" --ledger {telemetry.ledger_path}" if telemetry.temporary else ""
     console.rule()
     if telemetry.temporary and not telemetry.keep:
-        console.print("The demo's temporary ledger is removed when it exits; to explore these runs, run "
-                      "`spendfuse demo --keep-ledger` and then:", soft_wrap=True)
+        console.print(
+            "The demo's temporary ledger is removed when it exits; to explore these runs, run "
+            "`spendfuse demo --keep-ledger` and then:",
+            soft_wrap=True,
+        )
         flag = " --ledger PATH"
     else:
         console.print(f"Ledger: {telemetry.ledger_path}")
@@ -203,9 +216,15 @@ def _round(console: Console, telemetry: DemoTelemetry, *, loop: bool) -> RoundRe
         return None
 
 
-def run_demo(*, loop: bool = False, delay: float = 5.0, ledger: str | None = None,
-             console: Console | None = None, summary: bool = True,
-             keep_ledger: bool = True) -> tuple[DemoTelemetry, RoundResult]:
+def run_demo(
+    *,
+    loop: bool = False,
+    delay: float = 5.0,
+    ledger: str | None = None,
+    console: Console | None = None,
+    summary: bool = True,
+    keep_ledger: bool = True,
+) -> tuple[DemoTelemetry, RoundResult]:
     """Play the scenario once (or forever with ``loop``); returns the telemetry and the last round.
 
     A temporary ledger (none was named) is removed at the end unless ``keep_ledger``.

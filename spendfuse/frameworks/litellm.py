@@ -28,8 +28,18 @@ from spendfuse.frameworks._runs import enabled
 log = logging.getLogger("spendfuse")
 
 NAME = "litellm"
-_MODEL_PATHS = ("/chat/completions", "/completions", "/responses", ":generatecontent", ":streamgeneratecontent",
-                "/converse", "/converse-stream", "/invoke", "/invoke-with-response-stream", "/embeddings")
+_MODEL_PATHS = (
+    "/chat/completions",
+    "/completions",
+    "/responses",
+    ":generatecontent",
+    ":streamgeneratecontent",
+    "/converse",
+    "/converse-stream",
+    "/invoke",
+    "/invoke-with-response-stream",
+    "/embeddings",
+)
 _warned: set[str] = set()
 DELIBERATE = (BudgetExceeded, UnpricedModelError, BudgetStoreUnavailable)
 

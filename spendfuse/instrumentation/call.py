@@ -96,8 +96,9 @@ def _content(body: Mapping[str, Any]) -> dict[str, Any]:
     return attributes
 
 
-def begin(runtime: Runtime, provider: Provider, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-          ) -> ModelCall | background.Follower | None:
+def begin(
+    runtime: Runtime, provider: Provider, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> ModelCall | background.Follower | None:
     """Start tracing and budgeting one call, or None when it is not a model call we handle."""
     try:
         options: Any = args[1] if len(args) > 1 else kwargs["options"]
@@ -446,12 +447,16 @@ def _add(charged: Settlement | None, last: Settlement | None) -> Settlement | No
         return last if charged is None else charged
     usage = charged.usage
     if last.usage is not None:
-        usage = last.usage if usage is None else TokenUsage(
-            input_tokens=usage.input_tokens + last.usage.input_tokens,
-            output_tokens=usage.output_tokens + last.usage.output_tokens,
-            cache_read_tokens=usage.cache_read_tokens + last.usage.cache_read_tokens,
-            cache_write_tokens=usage.cache_write_tokens + last.usage.cache_write_tokens,
-            cache_write_1h_tokens=usage.cache_write_1h_tokens + last.usage.cache_write_1h_tokens,
+        usage = (
+            last.usage
+            if usage is None
+            else TokenUsage(
+                input_tokens=usage.input_tokens + last.usage.input_tokens,
+                output_tokens=usage.output_tokens + last.usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens + last.usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens + last.usage.cache_write_tokens,
+                cache_write_1h_tokens=usage.cache_write_1h_tokens + last.usage.cache_write_1h_tokens,
+            )
         )
     cost = None if charged.cost is None or last.cost is None else charged.cost + last.cost
     return Settlement(usage, cost, charged.estimated or last.estimated, last.reason)

@@ -142,7 +142,10 @@ def _tracing(settings: Settings, instruments: Instruments, tracer_provider: Any)
     tracer = trace.get_tracer("spendfuse", __version__, tracer_provider=tracer_provider)
     _stamp_runs(tracer_provider)
     calls = CallTelemetry(
-        tracer, instruments, metric_user=settings.metric_user_attribute, experimental=latest_experimental(),
+        tracer,
+        instruments,
+        metric_user=settings.metric_user_attribute,
+        experimental=latest_experimental(),
         metric_scopes=settings.metric_scopes,
     )
     return tracer, calls

@@ -233,9 +233,7 @@ def _aclosing(owner: Any, ending: Ending) -> Callable[[], Any]:
     return closed
 
 
-def watch_stream(
-    stream: Any, call: StreamCall, reader: StreamReader, skip: Callable[[Any], bool] | None = None
-) -> Any:
+def watch_stream(stream: Any, call: StreamCall, reader: StreamReader, skip: Callable[[Any], bool] | None = None) -> Any:
     """Instrument ``stream`` in place and return it; on failure, settle now and return it as is.
 
     ``skip``: items observed but withheld from the caller (chunks only we asked for).

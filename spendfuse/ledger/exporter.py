@@ -33,8 +33,7 @@ class LedgerExporter(SpanExporter):
         if what in self._logged:
             return
         self._logged.add(what)
-        log.warning("spendfuse: could not %s the ledger %s; continuing without it", what, self.path,
-                    exc_info=True)
+        log.warning("spendfuse: could not %s the ledger %s; continuing without it", what, self.path, exc_info=True)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._closed:

@@ -56,8 +56,11 @@ def ledger_processor(
         known = _attached.get(provider)
         if known is not None:
             if known[0] != path:
-                log.warning("spendfuse: this tracer provider already records to the ledger %s; "
-                            "not adding %s as well", known[0], path)
+                log.warning(
+                    "spendfuse: this tracer provider already records to the ledger %s; not adding %s as well",
+                    known[0],
+                    path,
+                )
             return known[1]
         processor = BatchSpanProcessor(
             LedgerExporter(path, retention_days=retention), schedule_delay_millis=delay_millis
@@ -67,8 +70,7 @@ def ledger_processor(
         return processor
 
 
-def attach_ledger(configured: str | None, tracer_provider: Any = None,
-                  environ: Mapping[str, str] | None = None) -> Any:
+def attach_ledger(configured: str | None, tracer_provider: Any = None, environ: Mapping[str, str] | None = None) -> Any:
     """Attach the ledger (see the module doc); return the tracer provider spendfuse should use.
 
     ``configured`` is the ``ledger`` setting (code, then ``SPENDFUSE_LEDGER``, then the TOML file).
@@ -88,8 +90,10 @@ def attach_ledger(configured: str | None, tracer_provider: Any = None,
     target = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
     if not isinstance(target, TracerProvider):
         if tracer_provider is not None:
-            log.warning("spendfuse: the tracer provider given to instrument() is not an SDK TracerProvider; "
-                        "the local ledger cannot record from it")
+            log.warning(
+                "spendfuse: the tracer provider given to instrument() is not an SDK TracerProvider; "
+                "the local ledger cannot record from it"
+            )
             return tracer_provider
         with _lock:
             # One per ledger file for the process: instrument() may run many times (each would

@@ -51,9 +51,7 @@ def is_disabled(value: str | None) -> bool:
     return value is not None and value.strip().lower() in DISABLED_WORDS
 
 
-def resolve_ledger_path(
-    configured: str | None = None, environ: Mapping[str, str] | None = None
-) -> Path | None:
+def resolve_ledger_path(configured: str | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
     """The ledger file to use, or None when the ledger is turned off.
 
     ``configured`` (the ``ledger`` setting) wins over ``SPENDFUSE_LEDGER``, which wins over the

@@ -258,9 +258,7 @@ def find_run(connection: sqlite3.Connection, run_id: str) -> RunSummary | None:
 
 def count_attempts(connection: sqlite3.Connection, run_id: str) -> int:
     """How many runs (traces) used this run id."""
-    row = connection.execute(
-        "SELECT COUNT(DISTINCT trace_id) FROM spans WHERE run_id = ?", (run_id,)
-    ).fetchone()
+    row = connection.execute("SELECT COUNT(DISTINCT trace_id) FROM spans WHERE run_id = ?", (run_id,)).fetchone()
     return int(row[0]) if row else 0
 
 

@@ -30,9 +30,7 @@ KIND_BY_OPERATION = {
 }
 # Reserved by other calls in flight, apart from `spent` (trips and warnings carry it).
 BREAKER_IN_FLIGHT = names.BREAKER_IN_FLIGHT
-BREAKER_EVENTS = frozenset(
-    {names.EVENT_BREAKER_TRIPPED, names.EVENT_BREAKER_APPROVED, names.EVENT_BUDGET_WARNING}
-)
+BREAKER_EVENTS = frozenset({names.EVENT_BREAKER_TRIPPED, names.EVENT_BREAKER_APPROVED, names.EVENT_BUDGET_WARNING})
 
 
 @dataclass(slots=True)
@@ -236,7 +234,7 @@ def to_rows(span: ReadableSpan) -> tuple[SpanRow, list[EventRow]] | None:
 def _scopes(attributes: Mapping[str, Any]) -> str | None:
     """``spendfuse.scope.<name>`` attributes as one JSON object (sorted, so equal runs read equal)."""
     found = {
-        key[len(names.SCOPE_PREFIX):]: value
+        key[len(names.SCOPE_PREFIX) :]: value
         for key, value in attributes.items()
         if key.startswith(names.SCOPE_PREFIX) and isinstance(value, str)
     }

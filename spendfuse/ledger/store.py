@@ -23,13 +23,9 @@ from spendfuse.ledger.schema import ADDED_COLUMNS, DDL, EVENT_COLUMNS, SCHEMA_VE
 BUSY_TIMEOUT_SECONDS = 10.0
 LOCK_RETRIES = 5
 
-INSERT_SPAN = (
-    f"INSERT OR IGNORE INTO spans ({', '.join(SPAN_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in SPAN_COLUMNS)})"
-)
+INSERT_SPAN = f"INSERT OR IGNORE INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES ({', '.join('?' for _ in SPAN_COLUMNS)})"
 INSERT_EVENT = (
-    f"INSERT OR IGNORE INTO events ({', '.join(EVENT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
+    f"INSERT OR IGNORE INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
 )
 
 T = TypeVar("T")
@@ -71,9 +67,7 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
         _create_file(path)
     elif not path.is_file():
         raise LedgerMissingError(str(path))
-    connection = sqlite3.connect(
-        str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
-    )
+    connection = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
     try:
         connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
         _with_retries(lambda: connection.execute("PRAGMA journal_mode = WAL").fetchone())
@@ -86,9 +80,7 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
 
 
 def _ensure_schema(connection: sqlite3.Connection) -> None:
-    exists = connection.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'spans'"
-    ).fetchone()
+    exists = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'spans'").fetchone()
     if exists:
         _add_missing_columns(connection)
         return

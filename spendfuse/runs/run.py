@@ -245,7 +245,10 @@ class run:
     def __call__(self, fn: F) -> F:
         def fresh() -> run:
             return run(
-                self._run_id, user_id=self._user_id, name=self._name or fn.__name__, budget=self._budget,
+                self._run_id,
+                user_id=self._user_id,
+                name=self._name or fn.__name__,
+                budget=self._budget,
                 scopes=self._scopes,
             )
 

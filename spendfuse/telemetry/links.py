@@ -22,8 +22,7 @@ def run_view_url(run_id: str, grafana_url: str | None = None, *, trace_id: str |
     base = grafana_url if grafana_url is not None else os.environ.get(GRAFANA_URL_ENV)
     if base is None or not base.strip():
         return None
-    url = (f"{base.strip().rstrip('/')}/d/{RUN_VIEW_UID}/{RUN_VIEW_SLUG}"
-           f"?var-{RUN_ID_VARIABLE}={quote(run_id, safe='')}")
+    url = f"{base.strip().rstrip('/')}/d/{RUN_VIEW_UID}/{RUN_VIEW_SLUG}?var-{RUN_ID_VARIABLE}={quote(run_id, safe='')}"
     if trace_id:
         url += f"&var-{TRACE_ID_VARIABLE}={quote(trace_id, safe='')}"
     return url

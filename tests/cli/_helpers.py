@@ -18,7 +18,8 @@ HERE = Path(__file__).resolve().parent
 def clean_env(ledger: Path | None = None, **extra: str) -> dict[str, str]:
     """The test's environment without spendfuse/OpenTelemetry settings that could leak in."""
     env = {
-        key: value for key, value in os.environ.items()
+        key: value
+        for key, value in os.environ.items()
         if not key.startswith(("SPENDFUSE_", "OTEL_")) and key not in ("COLUMNS", "LINES")
     }
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
@@ -30,7 +31,12 @@ def clean_env(ledger: Path | None = None, **extra: str) -> dict[str, str]:
 
 def run_python(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout,
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
 

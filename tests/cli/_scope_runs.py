@@ -16,7 +16,11 @@ PRICES = {MODEL: {"input": 3.0, "output": 15.0}}
 def main() -> int:
     ledger, store = sys.argv[1], sys.argv[2]
     spendfuse.instrument(
-        tracer_provider=TracerProvider(), ledger=ledger, prices=PRICES, store=store, warn_at=None,
+        tracer_provider=TracerProvider(),
+        ledger=ledger,
+        prices=PRICES,
+        store=store,
+        warn_at=None,
         budgets={"team": {"search": {"usd": 1, "window": "1d"}, "*": {"usd": 5, "window": "1d"}}},
     )
     fake = FakeProvider(usage=FakeUsage(input_tokens=1000, output_tokens=200))  # $0.006 a call

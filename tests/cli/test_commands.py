@@ -51,12 +51,14 @@ def test_budgets_show_and_reset_a_user_window(kinds: Kinds) -> None:
     assert table.returncode == 0, table.stderr
     assert "Remaining" in table.stdout and "$0.01" in table.stdout
 
-    refused = kinds.cli("budgets", "--reset", "--user", "carol", "--store", kinds.store,
-                        SPENDFUSE_USER_BUDGET=USER_BUDGET)
+    refused = kinds.cli(
+        "budgets", "--reset", "--user", "carol", "--store", kinds.store, SPENDFUSE_USER_BUDGET=USER_BUDGET
+    )
     assert refused.returncode == 1 and "--yes" in refused.stderr
 
-    reset = kinds.cli("budgets", "--reset", "--user", "carol", "--yes", "--store", kinds.store,
-                      SPENDFUSE_USER_BUDGET=USER_BUDGET)
+    reset = kinds.cli(
+        "budgets", "--reset", "--user", "carol", "--yes", "--store", kinds.store, SPENDFUSE_USER_BUDGET=USER_BUDGET
+    )
     assert reset.returncode == 0, reset.stderr
     assert "reset budget window user/1d/" in reset.stderr  # the admin action is logged
     after = parse_json(kinds.cli(*show, SPENDFUSE_USER_BUDGET=USER_BUDGET))

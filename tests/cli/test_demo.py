@@ -79,9 +79,7 @@ def test_show_json_and_grafana_link(demo: Demo) -> None:
 
 
 def test_ledger_never_holds_message_content(demo: Demo) -> None:
-    raw = b"".join(
-        path.read_bytes() for path in demo.ledger.parent.iterdir() if path.name.startswith("ledger.db")
-    )
+    raw = b"".join(path.read_bytes() for path in demo.ledger.parent.iterdir() if path.name.startswith("ledger.db"))
     for text in ("Plan a weekend", "Lisbon looks sunny", "Revenue grew", "BK-1042"):
         assert text.encode() not in raw
 
@@ -90,7 +88,10 @@ def test_demo_loop_flushes_every_round_and_stops_cleanly(tmp_path: Path) -> None
     ledger = tmp_path / "ledger.db"
     process = subprocess.Popen(  # --json: progress goes to stderr, the last round's runs to stdout
         [sys.executable, "-m", "spendfuse", "demo", "--loop", "--delay", "0.1", "--json"],
-        env=clean_env(ledger, PYTHONUNBUFFERED="1"), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=clean_env(ledger, PYTHONUNBUFFERED="1"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
     assert process.stderr is not None
@@ -120,7 +121,7 @@ def test_demo_prints_each_agent_in_order_and_trips_with_spent_in_flight_and_wors
         following = headers[number + 1] if number + 1 < len(headers) else len(lines)
         assert header < end < following, (header, end, following)
         user = lines[header].split()[1]
-        calls = [line for line in lines[header + 1:end] if " chat claude-" in line]
+        calls = [line for line in lines[header + 1 : end] if " chat claude-" in line]
         assert calls and all(line.split()[0] == user for line in calls), calls
-    trip = " ".join(" ".join(lines[headers[2]:ends[2]]).split())
+    trip = " ".join(" ".join(lines[headers[2] : ends[2]]).split())
     assert "TRIPPED user window usd: spent $0.00037, in flight $0, this call up to $0.016, limit $0.01" in trip

@@ -33,7 +33,8 @@ def test_examples_record_their_run(name: str, server: FakeServer, tmp_path: Path
     home = tmp_path / "home"
     base_url = server.anthropic_base_url if name == "anthropic" else server.openai_base_url
     env = clean_env(
-        HOME=str(home), XDG_DATA_HOME=str(home / "data"),
+        HOME=str(home),
+        XDG_DATA_HOME=str(home / "data"),
         **{f"{name.upper()}_API_KEY": "test-key", f"{name.upper()}_BASE_URL": base_url},
     )
     result = run_python(str(REPO / "examples" / f"{name}_agent.py"), env=env)

@@ -7,15 +7,36 @@ import pytest
 from ._helpers import Kinds, parse_json
 
 TRIPS = {
-    "usd": ("run", ["stopped by the usd limit of the run", "could have cost up to",
-                    "Raise the run's USD budget", "lower max_tokens"]),
+    "usd": (
+        "run",
+        [
+            "stopped by the usd limit of the run",
+            "could have cost up to",
+            "Raise the run's USD budget",
+            "lower max_tokens",
+        ],
+    ),
     "turns": ("run", ["stopped by the turns limit of the run", "turns (model calls)", "stop condition"]),
     "tokens": ("run", ["stopped by the tokens limit of the run", "tokens were already used", "Trim the conversation"]),
     "seconds": ("run", ["stopped by the seconds limit of the run", "wall-clock limit", "slowest tool was step"]),
-    "repeats": ("run", ["stopped by the repeats limit of the run", "stuck in a loop",
-                        "same tool with the same arguments", "what step returns"]),
-    "user": ("user", ["stopped by the usd limit of a user window", "daily budget of user 'carol'",
-                      "window resets", "spendfuse budgets --reset --user carol --window 1d --yes --store STORE_URL"]),
+    "repeats": (
+        "run",
+        [
+            "stopped by the repeats limit of the run",
+            "stuck in a loop",
+            "same tool with the same arguments",
+            "what step returns",
+        ],
+    ),
+    "user": (
+        "user",
+        [
+            "stopped by the usd limit of a user window",
+            "daily budget of user 'carol'",
+            "window resets",
+            "spendfuse budgets --reset --user carol --window 1d --yes --store STORE_URL",
+        ],
+    ),
 }
 
 

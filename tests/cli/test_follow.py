@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ._helpers import REPO, clean_env, run_python
 
-AGENT = textwrap.dedent('''
+AGENT = textwrap.dedent("""
     import sys
     import spendfuse
     from spendfuse.testing import FakeProvider, Reply
@@ -30,7 +30,7 @@ AGENT = textwrap.dedent('''
     except spendfuse.BudgetExceeded:
         pass
     spendfuse.flush()
-''')
+""")
 
 
 def _record(program: Path, ledger: Path, prefix: str) -> None:
@@ -44,16 +44,34 @@ def test_follow_prints_backlog_then_live_calls_trips_and_run_ends(tmp_path: Path
     ledger = tmp_path / "ledger.db"
     _record(program, ledger, "before")
     tail = subprocess.Popen(
-        [sys.executable, "-m", "spendfuse", "runs", "--follow", "--interval", "0.2", "--max-seconds", "20",
-         "--ledger", str(ledger)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(None), cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "spendfuse",
+            "runs",
+            "--follow",
+            "--interval",
+            "0.2",
+            "--max-seconds",
+            "20",
+            "--ledger",
+            str(ledger),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(None),
+        cwd=REPO,
     )
     try:
         assert tail.stdout is not None
         backlog = [tail.stdout.readline() for _ in range(5)]  # blocks until the tail printed them
         assert [line.split()[1:3] for line in backlog] == [
-            ["call", "before-ok"], ["end", "before-ok"], ["call", "before-stopped"],
-            ["TRIP", "before-stopped"], ["end", "before-stopped"],
+            ["call", "before-ok"],
+            ["end", "before-ok"],
+            ["call", "before-stopped"],
+            ["TRIP", "before-stopped"],
+            ["end", "before-stopped"],
         ], backlog
         started = time.monotonic()
         _record(program, ledger, "live")
@@ -63,7 +81,10 @@ def test_follow_prints_backlog_then_live_calls_trips_and_run_ends(tmp_path: Path
         tail.kill()
         tail.wait()
     assert [line.split()[1:3] for line in live] == [
-        ["call", "live-ok"], ["end", "live-ok"], ["call", "live-stopped"], ["TRIP", "live-stopped"],
+        ["call", "live-ok"],
+        ["end", "live-ok"],
+        ["call", "live-stopped"],
+        ["TRIP", "live-stopped"],
         ["end", "live-stopped"],
     ], live
     trip = live[3]
@@ -77,8 +98,21 @@ def test_follow_stops_after_max_seconds_and_filters_by_user(tmp_path: Path) -> N
     program.write_text(AGENT)
     ledger = tmp_path / "ledger.db"
     _record(program, ledger, "only")
-    result = run_python("-m", "spendfuse", "runs", "--follow", "--user", "gus", "--interval", "0.1",
-                        "--max-seconds", "0.5", "--ledger", str(ledger), env=clean_env(None))
+    result = run_python(
+        "-m",
+        "spendfuse",
+        "runs",
+        "--follow",
+        "--user",
+        "gus",
+        "--interval",
+        "0.1",
+        "--max-seconds",
+        "0.5",
+        "--ledger",
+        str(ledger),
+        env=clean_env(None),
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert [line.split()[1] for line in lines] == ["call", "TRIP", "end"] and all("gus" in line for line in lines)
@@ -89,9 +123,24 @@ def test_follow_waits_for_a_ledger_that_does_not_exist_yet(tmp_path: Path) -> No
     program.write_text(AGENT)
     ledger = tmp_path / "ledger.db"
     tail = subprocess.Popen(
-        [sys.executable, "-m", "spendfuse", "runs", "--follow", "--interval", "0.2", "--max-seconds", "30",
-         "--ledger", str(ledger)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(None), cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "spendfuse",
+            "runs",
+            "--follow",
+            "--interval",
+            "0.2",
+            "--max-seconds",
+            "30",
+            "--ledger",
+            str(ledger),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(None),
+        cwd=REPO,
     )
     try:
         assert tail.stderr is not None and tail.stdout is not None
@@ -102,6 +151,9 @@ def test_follow_waits_for_a_ledger_that_does_not_exist_yet(tmp_path: Path) -> No
         tail.kill()
         tail.wait()
     assert [line.split()[1:3] for line in lines] == [
-        ["call", "late-ok"], ["end", "late-ok"], ["call", "late-stopped"], ["TRIP", "late-stopped"],
+        ["call", "late-ok"],
+        ["end", "late-ok"],
+        ["call", "late-stopped"],
+        ["TRIP", "late-stopped"],
         ["end", "late-stopped"],
     ], lines

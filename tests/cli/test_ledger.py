@@ -30,7 +30,11 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     processes = [
         subprocess.Popen(
             [sys.executable, str(HERE / "_writer.py"), str(ledger), str(worker), str(RUNS_EACH)],
-            env=clean_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=clean_env(),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for worker in range(WRITERS)
     ]
@@ -60,11 +64,17 @@ def test_rows_keep_no_message_content(tmp_path: Path) -> None:
 
     provider = TracerProvider()
     provider.add_span_processor(Keep(LedgerExporter(tmp_path / "l.db")))
-    _span(provider, **{
-        names.GEN_AI_OPERATION_NAME: "chat", names.RUN_ID: "r", names.COST_USD: 0.25,
-        names.GEN_AI_INPUT_MESSAGES: "SECRET-IN", names.GEN_AI_OUTPUT_MESSAGES: "SECRET-OUT",
-        names.GEN_AI_SYSTEM_INSTRUCTIONS: "SECRET-SYS",
-    })
+    _span(
+        provider,
+        **{
+            names.GEN_AI_OPERATION_NAME: "chat",
+            names.RUN_ID: "r",
+            names.COST_USD: 0.25,
+            names.GEN_AI_INPUT_MESSAGES: "SECRET-IN",
+            names.GEN_AI_OUTPUT_MESSAGES: "SECRET-OUT",
+            names.GEN_AI_SYSTEM_INSTRUCTIONS: "SECRET-SYS",
+        },
+    )
     converted = to_rows(seen[0])
     assert converted is not None
     row, events = converted
@@ -141,9 +151,7 @@ def test_paths_and_settings(tmp_path: Path) -> None:
     assert default_ledger_path({"HOME": "/h"}, "linux") == Path("/h/.local/share/spendfuse/ledger.db")
     assert default_ledger_path({"HOME": "/h", "XDG_DATA_HOME": "/x"}, "linux") == Path("/x/spendfuse/ledger.db")
     assert default_ledger_path({"HOME": "/h", "XDG_DATA_HOME": "rel"}, "linux").parts[:2] == ("/", "h")
-    assert default_ledger_path({"HOME": "/h"}, "darwin") == Path(
-        "/h/Library/Application Support/spendfuse/ledger.db"
-    )
+    assert default_ledger_path({"HOME": "/h"}, "darwin") == Path("/h/Library/Application Support/spendfuse/ledger.db")
     assert default_ledger_path({"HOME": "/h", "LOCALAPPDATA": "/l"}, "win32") == Path("/l/spendfuse/ledger.db")
     assert resolve_ledger_path(None, {"SPENDFUSE_LEDGER": "off"}) is None
     assert resolve_ledger_path(None, {"SPENDFUSE_LEDGER": str(tmp_path / "x.db")}) == tmp_path / "x.db"
@@ -173,8 +181,10 @@ def test_a_version_1_ledger_gains_the_in_flight_columns_and_keeps_its_rows(tmp_p
     # The version 1 schema: today's DDL without the lines of the columns added in version 2.
     v1 = "\n".join(line for line in DDL.splitlines() if "(v2)" not in line)
     old.executescript(v1)
-    old.execute("INSERT INTO spans (trace_id, span_id, name, kind, start_ns, end_ns, status) "
-                "VALUES ('t', 's', 'chat m', 'call', 1, 2, 'ok')")
+    old.execute(
+        "INSERT INTO spans (trace_id, span_id, name, kind, start_ns, end_ns, status) "
+        "VALUES ('t', 's', 'chat m', 'call', 1, 2, 'ok')"
+    )
     old.commit()
     assert "trip_in_flight" not in {row[1] for row in old.execute("PRAGMA table_info(spans)")}
     old.close()
@@ -203,10 +213,17 @@ def test_a_recorded_in_flight_amount_is_used_and_shown_apart() -> None:
     with provider.get_tracer("spendfuse").start_as_current_span(
         "chat m", attributes={names.GEN_AI_OPERATION_NAME: names.OPERATION_CHAT, names.RUN_ID: "r"}
     ) as span:
-        span.add_event(names.EVENT_BREAKER_TRIPPED, {
-            names.BREAKER_SCOPE: "user", names.BREAKER_LIMIT: "usd", names.BREAKER_LIMIT_VALUE: 0.01,
-            names.BREAKER_SPENT: 0.00018, names.BREAKER_REQUESTED: 0.0016, BREAKER_IN_FLIGHT: 0.0081,
-        })
+        span.add_event(
+            names.EVENT_BREAKER_TRIPPED,
+            {
+                names.BREAKER_SCOPE: "user",
+                names.BREAKER_LIMIT: "usd",
+                names.BREAKER_LIMIT_VALUE: 0.01,
+                names.BREAKER_SPENT: 0.00018,
+                names.BREAKER_REQUESTED: 0.0016,
+                BREAKER_IN_FLIGHT: 0.0081,
+            },
+        )
     converted = to_rows(exporter.get_finished_spans()[0])
     assert converted is not None
     row, events = converted

@@ -22,7 +22,7 @@ def _table_lines(stdout: str) -> list[str]:
     lines = stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("Run ID"))
     body: list[str] = []
-    for line in lines[header + 2:]:
+    for line in lines[header + 2 :]:
         if line.startswith("? ="):  # the caption, wrapped over one or more lines, ends the table
             break
         if line.strip():
@@ -46,8 +46,11 @@ def test_runs_table_fits_without_breaking_ids(kinds: Kinds, columns: int) -> Non
     shown_ids = [row.split()[0] for row in rows]
     for shown in shown_ids:
         # Whole, or cut with an ellipsis: never a fragment folded onto the next line.
-        full = [run_id for run_id in kinds.run_ids.values() if run_id == shown.rstrip(ELLIPSIS)
-                or (shown.endswith(ELLIPSIS) and run_id.startswith(shown[:-1]))]
+        full = [
+            run_id
+            for run_id in kinds.run_ids.values()
+            if run_id == shown.rstrip(ELLIPSIS) or (shown.endswith(ELLIPSIS) and run_id.startswith(shown[:-1]))
+        ]
         assert full, (shown, result.stdout)
     assert sorted(r for r in shown_ids if not r.endswith(ELLIPSIS)) == sorted(
         r for r in kinds.run_ids.values() if r in shown_ids
@@ -99,7 +102,8 @@ def test_unknown_cost_is_unknown_everywhere(kinds: Kinds) -> None:
 
 def _program(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "agent.py"
-    path.write_text(textwrap.dedent('''
+    path.write_text(
+        textwrap.dedent("""
         import spendfuse
         from spendfuse.testing import FakeProvider, Reply
 
@@ -111,7 +115,9 @@ def _program(tmp_path: Path, body: str) -> Path:
                 client.messages.create(model="claude-sonnet-4-6", max_tokens=64,
                                        messages=[{"role": "user", "content": "x"}])
             client.close()
-    ''') + textwrap.dedent(body))
+    """)
+        + textwrap.dedent(body)
+    )
     return path
 
 
@@ -122,11 +128,14 @@ def _rows(ledger: Path, run_id: str) -> list[tuple[str, str]]:
 
 def test_instrument_without_a_provider_records_to_the_ledger(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.db"
-    program = _program(tmp_path, """
+    program = _program(
+        tmp_path,
+        """
         spendfuse.instrument()
         spendfuse.instrument()  # twice: still one ledger processor
         one_run("plain-instrument")
-    """)
+    """,
+    )
     result = run_python(str(program), env=clean_env(ledger))
     assert result.returncode == 0, result.stderr
     assert sorted(kind for kind, _ in _rows(ledger, "plain-instrument")) == ["call", "run"]
@@ -135,7 +144,9 @@ def test_instrument_without_a_provider_records_to_the_ledger(tmp_path: Path) -> 
 
 def test_the_apps_own_provider_keeps_its_exporter_and_gains_the_ledger(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.db"
-    program = _program(tmp_path, """
+    program = _program(
+        tmp_path,
+        """
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -149,7 +160,8 @@ def test_the_apps_own_provider_keeps_its_exporter_and_gains_the_ledger(tmp_path:
         one_run("own-provider")
         spendfuse.flush()
         print(sorted(s.name for s in exporter.get_finished_spans()))
-    """)
+    """,
+    )
     result = run_python(str(program), env=clean_env(ledger))
     assert result.returncode == 0, result.stderr
     assert "'chat claude-sonnet-4-6'" in result.stdout and "invoke_agent" in result.stdout
@@ -161,13 +173,16 @@ def test_instrument_again_and_again_keeps_one_ledger_writer(tmp_path: Path) -> N
     """Each instrument() re-applies settings; without an SDK provider it must not start another
     batch span processor (a thread each) writing the same ledger."""
     ledger = tmp_path / "ledger.db"
-    program = _program(tmp_path, """
+    program = _program(
+        tmp_path,
+        """
         import threading
         for budget in (0.5, 1.0, 2.0, 3.0, 4.0):
             spendfuse.instrument(run_budget=spendfuse.Budget(usd=budget))
         one_run("again")
         print(sum(1 for t in threading.enumerate() if t.name.startswith("OtelBatchSpan")))
-    """)
+    """,
+    )
     result = run_python(str(program), env=clean_env(ledger))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["1"]
@@ -179,7 +194,9 @@ def test_an_app_that_configures_opentelemetry_after_instrument_keeps_its_provide
     honoured (spendfuse never claims the global provider), its exporter sees spendfuse's spans from
     then on, and the ledger records runs before and after."""
     ledger = tmp_path / "ledger.db"
-    program = _program(tmp_path, """
+    program = _program(
+        tmp_path,
+        """
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -194,7 +211,8 @@ def test_an_app_that_configures_opentelemetry_after_instrument_keeps_its_provide
         one_run("after-setup")
         spendfuse.flush()
         print(sorted({s.attributes.get("spendfuse.run.id") for s in exporter.get_finished_spans()}))
-    """)
+    """,
+    )
     result = run_python(str(program), env=clean_env(ledger))
     assert result.returncode == 0, result.stderr
     assert "Overriding of current TracerProvider is not allowed" not in result.stderr
@@ -205,24 +223,31 @@ def test_an_app_that_configures_opentelemetry_after_instrument_keeps_its_provide
 
 def test_opentelemetry_instrument_records_to_the_ledger(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.db"
-    program = _program(tmp_path, """
+    program = _program(
+        tmp_path,
+        """
         one_run("otel-entry-point")
-    """)
+    """,
+    )
     launcher = Path(sys.executable).with_name("opentelemetry-instrument")
     if not launcher.exists():
         pytest.skip("opentelemetry-instrument is not installed next to this Python")
     env = clean_env(ledger, OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
-    result = subprocess.run([str(launcher), sys.executable, str(program)], capture_output=True, text=True,
-                            env=env, cwd=REPO, timeout=120)
+    result = subprocess.run(
+        [str(launcher), sys.executable, str(program)], capture_output=True, text=True, env=env, cwd=REPO, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert sorted(kind for kind, _ in _rows(ledger, "otel-entry-point")) == ["call", "run"]
 
 
 def test_ledger_off_records_nothing(tmp_path: Path) -> None:
-    program = _program(tmp_path, """
+    program = _program(
+        tmp_path,
+        """
         spendfuse.instrument()
         one_run("ledger-off")
-    """)
+    """,
+    )
     env = clean_env(None, SPENDFUSE_LEDGER="off", HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "xdg"))
     result = run_python(str(program), env=env)
     assert result.returncode == 0, result.stderr
@@ -230,10 +255,13 @@ def test_ledger_off_records_nothing(tmp_path: Path) -> None:
 
 
 def test_default_ledger_is_created_owner_only(tmp_path: Path) -> None:
-    program = _program(tmp_path, """
+    program = _program(
+        tmp_path,
+        """
         import spendfuse.auto
         one_run("default-place")
-    """)
+    """,
+    )
     env = clean_env(None, HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "xdg"))
     result = run_python(str(program), env=env)
     assert result.returncode == 0, result.stderr
@@ -300,8 +328,16 @@ def test_budgets_reads_the_same_env_and_toml_as_the_library(kinds: Kinds, tmp_pa
     config = tmp_path / "spendfuse.toml"
     config.write_text(f'store = "{kinds.store}"\n[user_budget.users]\ncarol = {{ usd = 0.01, window = "1d" }}\n')
     from_toml = parse_json(kinds.cli("budgets", "--user", "carol", "--json", SPENDFUSE_CONFIG=str(config)))
-    from_env = parse_json(kinds.cli("budgets", "--user", "carol", "--json", SPENDFUSE_STORE=kinds.store,
-                                    SPENDFUSE_USER_BUDGET="usd=0.01,window=1d"))
+    from_env = parse_json(
+        kinds.cli(
+            "budgets",
+            "--user",
+            "carol",
+            "--json",
+            SPENDFUSE_STORE=kinds.store,
+            SPENDFUSE_USER_BUDGET="usd=0.01,window=1d",
+        )
+    )
     assert from_toml["key"] == from_env["key"] and from_toml["limits"]["usd"]["limit"] == 0.01
     assert from_toml["limits"]["usd"]["spent"] == from_env["limits"]["usd"]["spent"]
     assert from_toml["budget"] == from_env["budget"] is not None
@@ -328,15 +364,37 @@ def test_in_flight_is_read_from_the_breaker_message() -> None:
     from spendfuse.budgets.messages import budget_error
     from spendfuse.cli import format as fmt
 
-    error = budget_error(scope="user", key="carol", limit="usd", limit_value=10_000, spent=180,
-                         in_flight=9_819, requested=16_400, model="m", max_tokens=256, run_id="r",
-                         user_id="carol", window="1d")
+    error = budget_error(
+        scope="user",
+        key="carol",
+        limit="usd",
+        limit_value=10_000,
+        spent=180,
+        in_flight=9_819,
+        requested=16_400,
+        model="m",
+        max_tokens=256,
+        run_id="r",
+        user_id="carol",
+        window="1d",
+    )
     assert fmt.in_flight_from_message("usd", str(error)) == 0.0098
     assert fmt.trip_numbers("usd", 0.00018, 0.0098, 0.0164, 0.01) == (
         "spent $0.00018, in flight $0.0098, this call up to $0.016, limit $0.01"
     )
-    turns = budget_error(scope="run", key="r", limit="turns", limit_value=5, spent=3, in_flight=2,
-                         requested=1, model="m", max_tokens=256, run_id="r", user_id=None)
+    turns = budget_error(
+        scope="run",
+        key="r",
+        limit="turns",
+        limit_value=5,
+        spent=3,
+        in_flight=2,
+        requested=1,
+        model="m",
+        max_tokens=256,
+        run_id="r",
+        user_id=None,
+    )
     assert fmt.in_flight_from_message("turns", str(turns)) == 2
     assert fmt.in_flight_from_message("usd", "no such text") == 0.0
 
@@ -351,7 +409,7 @@ def test_spend_table_fits_and_keeps_key_cost_and_calls(kinds: Kinds, columns: in
     assert header.split()[:3] == ["User", "Cost", "Calls"]
     if columns >= 120:
         assert header.endswith("Cached")
-    rows = {line.split()[0]: line for line in lines[lines.index(header) + 2:] if line.strip()}
+    rows = {line.split()[0]: line for line in lines[lines.index(header) + 2 :] if line.strip()}
     assert {"alice", "carol", "dave", "-", "total"} <= set(rows)
     assert rows["dave"].split()[1] == "?"
     assert "+ unknown" in rows["total"] and "…" not in rows["total"]
@@ -385,11 +443,14 @@ def test_stack_init_from_the_checkout_writes_the_root_files(tmp_path: Path) -> N
 
 
 def test_an_unwritable_default_folder_leaves_the_program_running(tmp_path: Path) -> None:
-    program = _program(tmp_path, """
+    program = _program(
+        tmp_path,
+        """
         spendfuse.instrument()
         one_run("no-ledger-folder")
         print("ran")
-    """)
+    """,
+    )
     home = tmp_path / "home"
     home.write_text("")  # HOME is a file: ~/.local/share/spendfuse cannot be made, even by root
     env = clean_env(None, HOME=str(home), XDG_DATA_HOME="")

@@ -40,16 +40,30 @@ def test_spend_by_team_and_org(recorded: tuple[Path, str]) -> None:
 def test_budgets_scope_window(recorded: tuple[Path, str]) -> None:
     ledger, store = recorded
     cli = make_cli(ledger)
-    data = parse_json(cli("budgets", "--scope", "team", "--key", "search", "--store", store, "--json",
-                          SPENDFUSE_BUDGETS_TEAM=TEAM_BUDGET))
+    data = parse_json(
+        cli(
+            "budgets",
+            "--scope",
+            "team",
+            "--key",
+            "search",
+            "--store",
+            store,
+            "--json",
+            SPENDFUSE_BUDGETS_TEAM=TEAM_BUDGET,
+        )
+    )
     assert (data["scope"], data["scope_key"], data["window"]) == ("team", "search", "1d")
     assert data["key"].startswith("team/1d/") and data["key"].endswith("/search")
     usd = data["limits"]["usd"]
     assert usd["limit"] == 1 and usd["spent"] == pytest.approx(3 * CALL, abs=1e-12) and usd["in_flight"] == 0
     assert usd["remaining"] == pytest.approx(1 - 3 * CALL, abs=1e-12)
     assert data["limits"]["turns"]["spent"] == 3 and data["window_end"] > data["window_start"]
-    ads = parse_json(cli("budgets", "--scope", "team", "--key", "ads", "--store", store, "--json",
-                         SPENDFUSE_BUDGETS_TEAM=TEAM_BUDGET))
+    ads = parse_json(
+        cli(
+            "budgets", "--scope", "team", "--key", "ads", "--store", store, "--json", SPENDFUSE_BUDGETS_TEAM=TEAM_BUDGET
+        )
+    )
     assert ads["limits"]["usd"]["limit"] == 5 and ads["limits"]["turns"]["spent"] == 2
     table = cli("budgets", "--scope", "team", "--key", "search", "--store", store, SPENDFUSE_BUDGETS_TEAM=TEAM_BUDGET)
     assert table.returncode == 0 and "Team 'search'" in table.stdout and "Remaining" in table.stdout

@@ -167,9 +167,7 @@ def test_a_user_window_refusal_retried_in_one_run_is_one_trip(instrument: Any, t
 
 
 def test_is_budget_stop_sees_through_wrapping() -> None:
-    stop = spendfuse.TurnLimitExceeded(
-        "stop", scope="run", key="r", limit="turns", limit_value=1, spent=1, requested=1
-    )
+    stop = spendfuse.TurnLimitExceeded("stop", scope="run", key="r", limit="turns", limit_value=1, spent=1, requested=1)
 
     class FrameworkError(Exception):
         pass

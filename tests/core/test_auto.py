@@ -77,8 +77,9 @@ def test_auto_exports_spans_and_metrics_of_a_short_script_at_exit(
 
 def test_auto_rejects_a_malformed_setting_at_start_up() -> None:
     env = {**os.environ, "SPENDFUSE_RUN_BUDGET": "usd=lots", "SPENDFUSE_LEDGER": "off"}
-    result = subprocess.run([sys.executable, "-c", "import spendfuse.auto"], env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", "import spendfuse.auto"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0
     assert "SPENDFUSE_RUN_BUDGET" in result.stderr and "ConfigError" in result.stderr
 

@@ -366,8 +366,9 @@ def test_repeats_stops_a_stuck_tool_loop(instrument: Any) -> None:
     fake = FakeProvider(usage=USAGE)
     fake.responder = lambda _request: Reply.tool_call("search", {"q": "same"})
     client = fake.anthropic_client()
-    with pytest.raises(spendfuse.RepeatLimitExceeded) as caught, spendfuse.run(
-        "loop", budget=spendfuse.Budget(repeats=3)
+    with (
+        pytest.raises(spendfuse.RepeatLimitExceeded) as caught,
+        spendfuse.run("loop", budget=spendfuse.Budget(repeats=3)),
     ):
         for _ in range(20):
             call(client)
@@ -402,8 +403,9 @@ def test_budget_validation_names_the_problem() -> None:
 
 def test_cache_tokens_are_priced_exactly(instrument: Any, telemetry: Any) -> None:
     instrument()
-    fake = FakeProvider(usage=FakeUsage(input_tokens=1000, output_tokens=200, cache_read_tokens=600,
-                                        cache_write_tokens=300))
+    fake = FakeProvider(
+        usage=FakeUsage(input_tokens=1000, output_tokens=200, cache_read_tokens=600, cache_write_tokens=300)
+    )
     system = [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}]
     with spendfuse.run("cache") as run:
         fake.anthropic_client().messages.create(model=SONNET, max_tokens=64, system=system, messages=MESSAGES)
@@ -419,10 +421,18 @@ def test_cache_control_prices_the_worst_case_as_cache_writes() -> None:
     from spendfuse.instrumentation.anthropic import extract_request
 
     plain = extract_request("messages", {"model": SONNET, "max_tokens": 10, "messages": MESSAGES})
-    cached = extract_request("messages", {
-        "model": SONNET, "max_tokens": 10,
-        "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}],
-    })
+    cached = extract_request(
+        "messages",
+        {
+            "model": SONNET,
+            "max_tokens": 10,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+                }
+            ],
+        },
+    )
     assert (plain.cache_write, plain.cache_write_1h) == (False, False)
     assert (cached.cache_write, cached.cache_write_1h) == (True, True)

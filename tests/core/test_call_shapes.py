@@ -89,9 +89,7 @@ def a_beta_stream(fake: FakeProvider) -> Any:
 
 
 def a_raw(fake: FakeProvider) -> Any:
-    raw = fake.anthropic_client().messages.with_raw_response.create(
-        model=SONNET, max_tokens=1024, messages=MESSAGES
-    )
+    raw = fake.anthropic_client().messages.with_raw_response.create(model=SONNET, max_tokens=1024, messages=MESSAGES)
     assert raw.headers.get("content-type", "").startswith("application/json")
     return raw.parse()
 
@@ -191,9 +189,11 @@ def o_responses_stream_helper(fake: FakeProvider) -> Any:
 
 
 def o_responses_parse(fake: FakeProvider) -> Any:
-    return fake.openai_client().responses.parse(
-        model=GPT, input="What is the weather?", max_output_tokens=512, text_format=Weather
-    ).output_parsed
+    return (
+        fake.openai_client()
+        .responses.parse(model=GPT, input="What is the weather?", max_output_tokens=512, text_format=Weather)
+        .output_parsed
+    )
 
 
 def o_raw(fake: FakeProvider) -> Any:

@@ -74,9 +74,11 @@ def _a_stream_helper(fake: FakeProvider) -> Any:
 
 
 def _a_raw(fake: FakeProvider) -> Any:
-    return fake.anthropic_client().messages.with_raw_response.create(
-        model=SONNET, max_tokens=1024, messages=MESSAGES
-    ).parse()
+    return (
+        fake.anthropic_client()
+        .messages.with_raw_response.create(model=SONNET, max_tokens=1024, messages=MESSAGES)
+        .parse()
+    )
 
 
 def _a_streaming_response(fake: FakeProvider) -> Any:
@@ -118,9 +120,11 @@ def _o_responses(fake: FakeProvider) -> Any:
 
 
 def _o_raw(fake: FakeProvider) -> Any:
-    return fake.openai_client().chat.completions.with_raw_response.create(
-        model=GPT, messages=MESSAGES, max_tokens=512
-    ).parse()
+    return (
+        fake.openai_client()
+        .chat.completions.with_raw_response.create(model=GPT, messages=MESSAGES, max_tokens=512)
+        .parse()
+    )
 
 
 def _o_streaming_response(fake: FakeProvider) -> Any:

@@ -52,9 +52,11 @@ def chat_stream(fake: FakeProvider) -> Any:
 
 
 def chat_raw(fake: FakeProvider) -> Any:
-    return azure(fake).chat.completions.with_raw_response.create(
-        model=DEPLOYMENT, messages=MESSAGES, max_tokens=512
-    ).parse()
+    return (
+        azure(fake)
+        .chat.completions.with_raw_response.create(model=DEPLOYMENT, messages=MESSAGES, max_tokens=512)
+        .parse()
+    )
 
 
 def chat_async(fake: FakeProvider) -> Any:

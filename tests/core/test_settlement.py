@@ -21,8 +21,7 @@ REQUEST = CallRequest(provider="anthropic", api="messages", model=SONNET,
                       body={"model": SONNET, "max_tokens": 100, "messages": []}, max_tokens=100)  # fmt: skip
 
 
-def _admission(prices: PriceBook, max_output: int = 100, input_estimate: int = 50, run: Run | None = None
-               ) -> Admission:
+def _admission(prices: PriceBook, max_output: int = 100, input_estimate: int = 50, run: Run | None = None) -> Admission:
     rates = prices.rates("anthropic", SONNET)
     return Admission(run, rates, input_estimate, max_output, reserved_usd=0, reserved_tokens=0)
 

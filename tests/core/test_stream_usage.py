@@ -154,16 +154,17 @@ def test_raw_shapes_are_never_asked(instrument: Any) -> None:
     instrument(stream_usage_hosts=[FAKE_HOST])
     fake = FakeProvider(usage=USAGE)
     with spendfuse.run("raw"):
-        raw = fake.openai_client().chat.completions.with_raw_response.create(
-            model=GPT, messages=MESSAGES, stream=True
-        )
+        raw = fake.openai_client().chat.completions.with_raw_response.create(model=GPT, messages=MESSAGES, stream=True)
         lines = [line for line in raw.http_response.iter_lines() if line]
         raw.http_response.close()
     assert "stream_options" not in fake.requests[-1].json
     assert '"choices":[]' not in "".join(lines).replace(" ", "")
-    with spendfuse.run("streaming"), fake.openai_client().chat.completions.with_streaming_response.create(
-        model=GPT, messages=MESSAGES, stream=True
-    ) as response:
+    with (
+        spendfuse.run("streaming"),
+        fake.openai_client().chat.completions.with_streaming_response.create(
+            model=GPT, messages=MESSAGES, stream=True
+        ) as response,
+    ):
         list(response.iter_lines())
     assert "stream_options" not in fake.requests[-1].json
 

@@ -55,7 +55,11 @@ def test_run_span_tool_span_and_foreign_spans_share_the_run(instrument: Any, tel
     assert run.trace_id == format(run_span.context.trace_id, "032x")
     spans = telemetry.spans()
     assert {s.name for s in spans} == {
-        "invoke_agent support", f"chat {SONNET}", "execute_tool lookup", "execute_tool search", "GET /weather"
+        "invoke_agent support",
+        f"chat {SONNET}",
+        "execute_tool lookup",
+        "execute_tool search",
+        "GET /weather",
     }
     for span in spans:
         assert span.context.trace_id == run_span.context.trace_id
@@ -140,9 +144,11 @@ def test_genai_metrics_use_semconv_names_units_and_buckets(instrument: Any, tele
     fake = FakeProvider(usage=USAGE)
     with spendfuse.run("m", user_id="alice"):
         fake.anthropic_client().messages.create(model=SONNET, max_tokens=64, messages=MESSAGES)
-        list(fake.openai_client().chat.completions.create(
-            model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
-        ))
+        list(
+            fake.openai_client().chat.completions.create(
+                model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+            )
+        )
     data = telemetry.metrics_data()
     metrics = {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
     tokens = metrics["gen_ai.client.token.usage"]
@@ -151,8 +157,10 @@ def test_genai_metrics_use_semconv_names_units_and_buckets(instrument: Any, tele
     assert list(points[0].explicit_bounds)[:3] == [1, 4, 16]
     by_type = {(p.attributes["gen_ai.provider.name"], p.attributes["gen_ai.token.type"]): p.sum for p in points}
     assert by_type == {
-        ("anthropic", "input"): 1000, ("anthropic", "output"): 200,
-        ("openai", "input"): 1000, ("openai", "output"): 200,
+        ("anthropic", "input"): 1000,
+        ("anthropic", "output"): 200,
+        ("openai", "input"): 1000,
+        ("openai", "output"): 200,
     }
     assert metrics["gen_ai.client.operation.duration"].unit == "s"
     assert "gen_ai.client.operation.time_to_first_chunk" in metrics
@@ -175,8 +183,10 @@ def test_error_metric_carries_error_type(instrument: Any, telemetry: Any) -> Non
     assert [p.attributes.get("error.type") for p in points] == ["RateLimitError"]
 
 
-@pytest.mark.parametrize("status,error", [(429, anthropic.RateLimitError), (500, anthropic.InternalServerError),
-                                          (529, anthropic.APIStatusError)])
+@pytest.mark.parametrize(
+    "status,error",
+    [(429, anthropic.RateLimitError), (500, anthropic.InternalServerError), (529, anthropic.APIStatusError)],
+)
 def test_exception_types_are_unchanged(instrument: Any, status: int, error: type[Exception]) -> None:
     instrument()
     fake = FakeProvider()
@@ -199,8 +209,10 @@ def test_sdk_retries_are_one_turn_and_one_span(instrument: Any, telemetry: Any) 
 
 def test_streams_keep_their_types_and_chunks(instrument: Any) -> None:
     fake = FakeProvider(usage=USAGE)
-    raw_events = [e.model_dump() for e in fake.anthropic_client().messages.create(
-        model=SONNET, max_tokens=64, messages=MESSAGES, stream=True)]
+    raw_events = [
+        e.model_dump()
+        for e in fake.anthropic_client().messages.create(model=SONNET, max_tokens=64, messages=MESSAGES, stream=True)
+    ]
     instrument()
     stream = fake.anthropic_client().messages.create(model=SONNET, max_tokens=64, messages=MESSAGES, stream=True)
     assert isinstance(stream, anthropic.Stream)
@@ -261,8 +273,7 @@ def test_anthropic_builtin_tracing_is_not_double_counted(instrument: Any, teleme
     fake = FakeProvider(usage=USAGE)
     trace.set_tracer_provider(telemetry.tracer_provider)
     fake.anthropic_client().messages.create(model=SONNET, max_tokens=64, messages=MESSAGES)
-    counted = [s for s in telemetry.spans()
-               if (s.attributes or {}).get("gen_ai.usage.output_tokens") is not None]
+    counted = [s for s in telemetry.spans() if (s.attributes or {}).get("gen_ai.usage.output_tokens") is not None]
     assert len(counted) == 1
 
 

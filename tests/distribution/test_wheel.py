@@ -72,8 +72,12 @@ def test_metadata_is_spdx_with_a_license_file(dist: Path) -> None:
 def test_the_wheel_carries_the_stack_unchanged(dist: Path) -> None:
     wheel = zipfile.ZipFile(next(dist.glob("*.whl")))
     names = set(wheel.namelist())
-    for root_file in (p for name in STACK_PATHS for p in ([REPO / name] if (REPO / name).is_file()
-                      else sorted((REPO / name).rglob("*"))) if p.is_file() and "__pycache__" not in p.parts):
+    for root_file in (
+        p
+        for name in STACK_PATHS
+        for p in ([REPO / name] if (REPO / name).is_file() else sorted((REPO / name).rglob("*")))
+        if p.is_file() and "__pycache__" not in p.parts
+    ):
         packaged = f"spendfuse/stack/files/{root_file.relative_to(REPO).as_posix()}"
         assert packaged in names, packaged
         assert wheel.read(packaged) == root_file.read_bytes(), packaged
@@ -85,19 +89,29 @@ def test_stack_init_from_the_wheel_passes_the_real_tools(installed: Path, tmp_pa
     result = _run([str(installed / "spendfuse"), "stack", "init", str(target), "--json"], cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     written = {Path(p).relative_to(target).as_posix() for p in json.loads(result.stdout)}
-    assert {"docker-compose.yml", "Dockerfile", "prometheus/rules/spendfuse.rules.yml",
-            "alertmanager/alertmanager.yml", "grafana/dashboards/run-view.json",
-            "grafana/provisioning/datasources/datasources.yaml", "collector-config/config.yaml",
-            "tempo/tempo.yaml"} <= written
+    assert {
+        "docker-compose.yml",
+        "Dockerfile",
+        "prometheus/rules/spendfuse.rules.yml",
+        "alertmanager/alertmanager.yml",
+        "grafana/dashboards/run-view.json",
+        "grafana/provisioning/datasources/datasources.yaml",
+        "collector-config/config.yaml",
+        "tempo/tempo.yaml",
+    } <= written
     # It came from the installed wheel, not from this checkout.
-    where = _run([str(installed / "python"), "-c", "import spendfuse.stack as s; print(s.source_dir())"],
-                 cwd=tmp_path, env=env)
+    where = _run(
+        [str(installed / "python"), "-c", "import spendfuse.stack as s; print(s.source_dir())"], cwd=tmp_path, env=env
+    )
     assert where.stdout.strip().endswith("site-packages/spendfuse/stack/files"), where.stdout + where.stderr
     assert filecmp.cmp(target / "docker-compose.yml", REPO / "docker-compose.yml", shallow=False)
     assert '"spendfuse[redis,demo]==0.1.0"' in (target / "Dockerfile").read_text()
 
-    compose = _run([sup.require_tool("docker-compose"), "-f", str(target / "docker-compose.yml"), "config", "-q"],
-                   cwd=target, env=env)
+    compose = _run(
+        [sup.require_tool("docker-compose"), "-f", str(target / "docker-compose.yml"), "config", "-q"],
+        cwd=target,
+        env=env,
+    )
     assert compose.returncode == 0, compose.stdout + compose.stderr
     promtool = sup.require_tool("promtool")
     config = _run([promtool, "check", "config", str(target / "prometheus" / "prometheus.yml")], cwd=target)

@@ -31,7 +31,11 @@ def test_the_testing_page_pytest_example_passes(tmp_path: Path) -> None:
     (tmp_path / "test_agent_budget.py").write_text(_block("testing.md", "# test_agent_budget.py"))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "test_agent_budget.py"],
-        capture_output=True, text=True, cwd=tmp_path, env=_env(tmp_path), timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
@@ -39,8 +43,14 @@ def test_the_testing_page_pytest_example_passes(tmp_path: Path) -> None:
 
 def test_the_runs_page_example_runs(tmp_path: Path) -> None:
     (tmp_path / "runs_example.py").write_text(_block("runs.md", "# runs_example.py"))
-    result = subprocess.run([sys.executable, "runs_example.py"], capture_output=True, text=True, cwd=tmp_path,
-                            env=_env(tmp_path), timeout=300)
+    result = subprocess.run(
+        [sys.executable, "runs_example.py"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines() == [
         "ticket-1 alice 1",

@@ -83,8 +83,12 @@ FAULTS = [
     Fault("reset-before-body", "server", lambda: Reply.stream_failure(after_events=0), unanswered=True),
     Fault("reset-mid-body", "server", lambda: Reply.stream_failure(after_events=4), billable=True),
     Fault("connect-refused", "transport", error=lambda r: httpx2.ConnectError("Connection refused", request=r)),
-    Fault("read-reset", "transport", error=lambda r: httpx2.ReadError("Connection reset by peer", request=r),
-          unanswered=True),
+    Fault(
+        "read-reset",
+        "transport",
+        error=lambda r: httpx2.ReadError("Connection reset by peer", request=r),
+        unanswered=True,
+    ),
     Fault("timeout", "server", latency=0.6, client_timeout=0.1, unanswered=True),
     Fault("malformed-json", "mock", Reply.malformed_json),
     Fault("missing-usage", "mock", lambda: Reply.no_usage("It is sunny in Paris today."), billable=True),
@@ -217,9 +221,9 @@ def test_sdk_retries_are_one_turn_settled_once(shape: Shape, instrument: Any, tr
     fake = FakeProvider(usage=FakeUsage(1000, 200))
     fake.enqueue(Reply.error(500, retry_after=0.01), Reply.error(529, retry_after=0.01), Reply.text("Sunny."))
     with spendfuse.run("retried", budget=spendfuse.Budget(usd=5)) as run:
-        error = perform(shape, lambda: getattr(fake, f"{'async_' if shape.is_async else ''}{shape.sdk}_client")(
-            max_retries=2
-        ))
+        error = perform(
+            shape, lambda: getattr(fake, f"{'async_' if shape.is_async else ''}{shape.sdk}_client")(max_retries=2)
+        )
     assert error is None
     assert fake.request_count == 3
     # claude-sonnet-4-5 $3/$15 per MTok, gpt-4o $2.50/$10: 1000 input and 200 output tokens.

@@ -245,9 +245,7 @@ def test_sqlite_locked_fail_open(
 
 @pytest.mark.redis
 @pytest.mark.parametrize("policy", ["closed", "open"])
-def test_run_limits_are_enforced_locally_during_an_outage(
-    policy: str, redis: RedisServer, instrument: Any
-) -> None:
+def test_run_limits_are_enforced_locally_during_an_outage(policy: str, redis: RedisServer, instrument: Any) -> None:
     instrument(store=redis.url, user_budget=USER_BUDGET, store_failure=policy, store_timeout=TIMEOUT)
     fake = FakeProvider(usage=FakeUsage(1000, 200))
     client = fake.anthropic_client()

@@ -219,8 +219,9 @@ def test_the_user_window_holds_no_lease_and_exact_spend_after_retries(
     no_backoff(monkeypatch)
     instrument(user_budget={"usd": 100, "window": "1d"}, store=store_url)
     client = server.openai_client(timeout=TIMEOUT, max_retries=2)
-    with spendfuse.run("window", user_id=USER, budget=spendfuse.Budget(usd=5)) as run, pytest.raises(
-        openai.APITimeoutError
+    with (
+        spendfuse.run("window", user_id=USER, budget=spendfuse.Budget(usd=5)) as run,
+        pytest.raises(openai.APITimeoutError),
     ):
         gpt_call(client)
     assert server.provider.request_count == 3
@@ -249,9 +250,10 @@ def test_a_retry_the_user_window_no_longer_admits_is_refused(
     instrument(user_budget={"usd": (reserved + reserved // 2) / 1_000_000, "window": "1d"},
                store=store_url)  # fmt: skip
     client = server.openai_client(timeout=TIMEOUT, max_retries=3)
-    with spendfuse.run("window", user_id=USER, budget=spendfuse.Budget(usd=5)) as run, pytest.raises(
-        spendfuse.CostLimitExceeded
-    ) as caught:
+    with (
+        spendfuse.run("window", user_id=USER, budget=spendfuse.Budget(usd=5)) as run,
+        pytest.raises(spendfuse.CostLimitExceeded) as caught,
+    ):
         gpt_call(client)
     assert server.provider.request_count - sent_before == 1  # the retry never left
     assert (caught.value.scope, caught.value.key) == ("user", USER)
@@ -268,8 +270,9 @@ def test_anthropic_timed_out_attempts_are_each_charged(
     no_backoff(monkeypatch)
     instrument(user_budget={"usd": 100})
     client = server.anthropic_client(timeout=TIMEOUT, max_retries=1)
-    with spendfuse.run("claude", user_id=USER, budget=spendfuse.Budget(usd=5)) as run, pytest.raises(
-        anthropic.APITimeoutError
+    with (
+        spendfuse.run("claude", user_id=USER, budget=spendfuse.Budget(usd=5)) as run,
+        pytest.raises(anthropic.APITimeoutError),
     ):
         client.messages.create(model=SONNET, max_tokens=256, messages=MESSAGES)
     assert server.provider.request_count == 2
@@ -465,9 +468,10 @@ def test_a_retry_past_the_runs_clock_is_refused(
     no_backoff(monkeypatch)
     instrument()
     client = server.openai_client(timeout=TIMEOUT, max_retries=5)
-    with spendfuse.run("clock", budget=spendfuse.Budget(seconds=TIMEOUT / 2)) as run, pytest.raises(
-        spendfuse.BudgetExceeded
-    ) as caught:
+    with (
+        spendfuse.run("clock", budget=spendfuse.Budget(seconds=TIMEOUT / 2)) as run,
+        pytest.raises(spendfuse.BudgetExceeded) as caught,
+    ):
         gpt_call(client)
     assert caught.value.limit == "seconds"
     assert server.provider.request_count == 1
@@ -519,8 +523,9 @@ def test_an_approved_retry_overrun_is_reserved_and_settled(
     limit = (reserved + reserved // 2) / 1_000_000
     instrument(user_budget={"usd": limit, "window": "1d"}, on_exceeded=approve)
     sent_before = server.provider.request_count
-    with spendfuse.run("approved", user_id=USER, budget=spendfuse.Budget(usd=5)) as run, pytest.raises(
-        openai.APITimeoutError
+    with (
+        spendfuse.run("approved", user_id=USER, budget=spendfuse.Budget(usd=5)) as run,
+        pytest.raises(openai.APITimeoutError),
     ):
         gpt_call(server.openai_client(timeout=TIMEOUT, max_retries=2))
     assert server.provider.request_count - sent_before == 3

@@ -178,9 +178,7 @@ async def test_token_streaming_through_astream_messages_mode(
 ) -> None:
     instrument(run_budget=spendfuse.Budget(turns=2))
     fake.enqueue(Reply.text("It is sunny in Paris."))
-    llm = ChatOpenAI(
-        model="gpt-4o", base_url=server.openai_base_url, api_key="test-key", max_retries=0, streaming=True
-    )
+    llm = ChatOpenAI(model="gpt-4o", base_url=server.openai_base_url, api_key="test-key", max_retries=0, streaming=True)
 
     tokens = []
     async for message, _metadata in looping_graph(llm).astream(

@@ -197,17 +197,29 @@ def test_is_budget_stop_is_false_for_other_errors_and_cycles() -> None:
     ("scope", "name", "attributes", "marked"),
     [
         ("pydantic-ai", "chat gpt-4o", {"gen_ai.operation.name": "chat"}, True),
-        ("opentelemetry.instrumentation.openai", "openai.chat", {"llm.request.type": "chat", "gen_ai.system": "openai"},
-         True),
+        (
+            "opentelemetry.instrumentation.openai",
+            "openai.chat",
+            {"llm.request.type": "chat", "gen_ai.system": "openai"},
+            True,
+        ),
         ("logfire", "chat claude-sonnet-4-6", {}, True),
-        ("opentelemetry.instrumentation.google_genai", "chat gemini-2.5", {"gen_ai.provider.name": "gcp.gemini"},
-         False),  # a provider spendfuse does not meter: its span is the only record
+        (
+            "opentelemetry.instrumentation.google_genai",
+            "chat gemini-2.5",
+            {"gen_ai.provider.name": "gcp.gemini"},
+            False,
+        ),  # a provider spendfuse does not meter: its span is the only record
         ("pydantic-ai", "invoke_agent weather", {"gen_ai.operation.name": "invoke_agent"}, False),
         ("pydantic-ai", "running tool", {"gen_ai.operation.name": "execute_tool"}, False),
     ],
 )
 def test_framework_model_spans_are_marked_duplicate(
-    scope: str, name: str, attributes: dict[str, object], marked: bool, instrument: Callable[..., None],
+    scope: str,
+    name: str,
+    attributes: dict[str, object],
+    marked: bool,
+    instrument: Callable[..., None],
     telemetry: Telemetry,
 ) -> None:
     from spendfuse.frameworks.usage import DUPLICATE

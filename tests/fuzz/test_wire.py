@@ -160,16 +160,27 @@ def instrumented(telemetry: Any) -> Iterator[None]:
 
 # Mostly well-formed replies whose usage record is always there (its counters still fuzzed), so the
 # exact-charge property is exercised as often as the estimate and the SDK-error paths.
-anthropic_reply = st.fixed_dictionaries({
-    "id": st.just("msg_1"), "type": st.just("message"), "role": st.just("assistant"), "model": st.just(SONNET),
-    "content": st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": st.text()}), max_size=2),
-    "stop_reason": st.sampled_from(["end_turn", "max_tokens"]), "usage": anthropic_usage_dict,
-})
-chat_reply = st.fixed_dictionaries({
-    "id": st.just("c1"), "object": st.just("chat.completion"), "created": st.just(1), "model": st.just(GPT),
-    "choices": st.just([{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Hi"}}]),
-    "usage": chat_usage_dict,
-})
+anthropic_reply = st.fixed_dictionaries(
+    {
+        "id": st.just("msg_1"),
+        "type": st.just("message"),
+        "role": st.just("assistant"),
+        "model": st.just(SONNET),
+        "content": st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": st.text()}), max_size=2),
+        "stop_reason": st.sampled_from(["end_turn", "max_tokens"]),
+        "usage": anthropic_usage_dict,
+    }
+)
+chat_reply = st.fixed_dictionaries(
+    {
+        "id": st.just("c1"),
+        "object": st.just("chat.completion"),
+        "created": st.just(1),
+        "model": st.just(GPT),
+        "choices": st.just([{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Hi"}}]),
+        "usage": chat_usage_dict,
+    }
+)
 responses_reply = st.fixed_dictionaries({
     "id": st.just("r1"), "object": st.just("response"), "created_at": st.just(1), "model": st.just(GPT),
     "status": st.just("completed"), "output": st.just([]), "usage": responses_usage_dict,
@@ -235,7 +246,10 @@ def drain(stream: Any) -> list[Any]:
 @WIRE
 @given(events=anthropic_stream, capture=st.booleans())
 def test_anthropic_stream(
-    events: list[Any], capture: bool, wire: Wire, anthropic_client: Any,
+    events: list[Any],
+    capture: bool,
+    wire: Wire,
+    anthropic_client: Any,
     telemetry: Any,
     instrumented: None,
     monkeypatch: Any,
@@ -258,7 +272,10 @@ chat_stream = st.lists(st.one_of(chat_chunk, st.fixed_dictionaries({
 @WIRE
 @given(chunks=chat_stream, capture=st.booleans())
 def test_chat_stream(
-    chunks: list[Any], capture: bool, wire: Wire, openai_client: Any,
+    chunks: list[Any],
+    capture: bool,
+    wire: Wire,
+    openai_client: Any,
     telemetry: Any,
     instrumented: None,
     monkeypatch: Any,
@@ -289,7 +306,10 @@ responses_stream = st.lists(st.one_of(
 @WIRE
 @given(events=responses_stream, capture=st.booleans())
 def test_responses_stream(
-    events: list[Any], capture: bool, wire: Wire, openai_client: Any,
+    events: list[Any],
+    capture: bool,
+    wire: Wire,
+    openai_client: Any,
     telemetry: Any,
     instrumented: None,
     monkeypatch: Any,

@@ -29,7 +29,11 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack_support.
     with log.open("w") as stderr:
         process = subprocess.Popen(
             [sys.executable, str(stack_support.STACK_TESTS / "traffic.py"), "--port", str(port)],
-            stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, cwd=stack_support.REPO,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env,
+            cwd=stack_support.REPO,
         )
     try:
         deadline = time.monotonic() + 90

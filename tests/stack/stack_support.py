@@ -199,10 +199,30 @@ def all_queries() -> list[Query]:
 # --- Grafana variables ------------------------------------------------------------------------------
 
 GRAFANA_BUILTINS = {
-    "__range", "__range_s", "__range_ms", "__rate_interval", "__rate_interval_ms", "__interval",
-    "__interval_ms", "__from", "__to", "__dashboard", "__org", "__user", "__timeFilter", "__name",
-    "__value", "__data", "__field", "__series", "__cell", "__url_time_range", "__all_variables",
-    "__tags", "__timezone", "__auto",
+    "__range",
+    "__range_s",
+    "__range_ms",
+    "__rate_interval",
+    "__rate_interval_ms",
+    "__interval",
+    "__interval_ms",
+    "__from",
+    "__to",
+    "__dashboard",
+    "__org",
+    "__user",
+    "__timeFilter",
+    "__name",
+    "__value",
+    "__data",
+    "__field",
+    "__series",
+    "__cell",
+    "__url_time_range",
+    "__all_variables",
+    "__tags",
+    "__timezone",
+    "__auto",
 }
 _VAR_RE = re.compile(r"\$\{(\w+)(?:[:.][^}]*)?\}|\$(\w+)|\[\[(\w+)(?::\w+)?\]\]")
 
@@ -252,8 +272,22 @@ def label_values_parts(text: str) -> tuple[str | None, str]:
 
 
 _PROMQL_WORDS = {
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "offset", "bool", "atan2", "inf", "nan", "Inf", "NaN",
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "offset",
+    "bool",
+    "atan2",
+    "inf",
+    "nan",
+    "Inf",
+    "NaN",
 }
 _STRING_RE = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`')
 
@@ -275,7 +309,7 @@ def metric_names(promql: str) -> set[str]:
         before = s[m.start() - 1] if m.start() else " "
         if before.isdigit() or before == ".":
             continue  # exponent of a number literal (1e3)
-        if s[m.end():].lstrip().startswith("("):
+        if s[m.end() :].lstrip().startswith("("):
             continue  # function or aggregation
         if word in _PROMQL_WORDS:
             continue
@@ -318,8 +352,9 @@ def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None 
 
 
 @contextmanager
-def running(args: list[str], log: Path, ready_url: str | None = None, timeout: float = 30) -> Iterator[
-        subprocess.Popen[bytes]]:
+def running(
+    args: list[str], log: Path, ready_url: str | None = None, timeout: float = 30
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server process for the duration of the block; its output goes to `log`."""
     with log.open("wb") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)

@@ -43,9 +43,18 @@ def test_config_is_valid() -> None:
 
 @pytest.mark.parametrize(("alertname", "receiver"), sorted(ROUTES.items()))
 def test_route(alertname: str, receiver: str) -> None:
-    result = amtool("config", "routes", "test", f"--config.file={sup.ALERTMANAGER_CONFIG}",
-                    f"--verify.receivers={receiver}", f"alertname={alertname}", "job=spendfuse-demo",
-                    "spendfuse_scope=run", "spendfuse_limit=usd", "severity=page")
+    result = amtool(
+        "config",
+        "routes",
+        "test",
+        f"--config.file={sup.ALERTMANAGER_CONFIG}",
+        f"--verify.receivers={receiver}",
+        f"alertname={alertname}",
+        "job=spendfuse-demo",
+        "spendfuse_scope=run",
+        "spendfuse_limit=usd",
+        "severity=page",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.split() == [receiver]
 
@@ -97,18 +106,39 @@ def test_a_breaker_trip_reaches_the_webhook_receiver(tmp_path: Path) -> None:
         return
     hook_port, am_port = sup.free_ports(2)
     config = tmp_path / "alertmanager.yml"
-    config.write_text(sup.ALERTMANAGER_CONFIG.read_text().replace("http://webhook:8080/", f"http://127.0.0.1:{hook_port}/"))
-    with sup.running([sys.executable, str(sup.WEBHOOK_RECEIVER), str(hook_port)], tmp_path / "webhook.log",
-                     ready_url=f"http://127.0.0.1:{hook_port}/"), \
-         sup.running([binary, f"--config.file={config}", f"--storage.path={tmp_path / 'data'}",
-                      f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],
-                     tmp_path / "alertmanager.log", ready_url=f"http://127.0.0.1:{am_port}/-/ready"):
+    config.write_text(
+        sup.ALERTMANAGER_CONFIG.read_text().replace("http://webhook:8080/", f"http://127.0.0.1:{hook_port}/")
+    )
+    with (
+        sup.running(
+            [sys.executable, str(sup.WEBHOOK_RECEIVER), str(hook_port)],
+            tmp_path / "webhook.log",
+            ready_url=f"http://127.0.0.1:{hook_port}/",
+        ),
+        sup.running(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{am_port}",
+                "--cluster.listen-address=",
+            ],
+            tmp_path / "alertmanager.log",
+            ready_url=f"http://127.0.0.1:{am_port}/-/ready",
+        ),
+    ):
         now = datetime.now(timezone.utc)
         alert = {
-            "labels": {"alertname": "SpendfuseBreakerTripped", "severity": "page", "job": "stack-test",
-                       "spendfuse_scope": "run", "spendfuse_limit": "usd"},
+            "labels": {
+                "alertname": "SpendfuseBreakerTripped",
+                "severity": "page",
+                "job": "stack-test",
+                "spendfuse_scope": "run",
+                "spendfuse_limit": "usd",
+            },
             "annotations": {"summary": "spendfuse breaker tripped: run usd limit"},
-            "startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=5)).isoformat(),
+            "startsAt": now.isoformat(),
+            "endsAt": (now + timedelta(minutes=5)).isoformat(),
         }
         sup.http_json(f"http://127.0.0.1:{am_port}/api/v2/alerts", [alert])
         deadline = time.monotonic() + 30  # the trips route waits 5s (group_wait) before sending

@@ -150,5 +150,5 @@ def test_compose_override_loads_the_overlay() -> None:
     for arg in [*compose["command"], *override["command"]]:
         path = arg.removeprefix("--config=")
         assert path.startswith(mount_target + "/"), arg
-        assert (sup.REPO / "collector-config" / path[len(mount_target) + 1:]).exists(), arg
+        assert (sup.REPO / "collector-config" / path[len(mount_target) + 1 :]).exists(), arg
     assert override["command"][-1].endswith("/tail-sampling.yaml")

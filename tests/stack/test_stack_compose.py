@@ -35,8 +35,9 @@ def test_docker_compose_accepts_the_files(files: list[Path]) -> None:
     args = [tool]
     for path in files:
         args += ["-f", str(path)]
-    result = subprocess.run([*args, "config", "-q"], capture_output=True, text=True, timeout=60,
-                            cwd=sup.REPO, env=clean_env())
+    result = subprocess.run(
+        [*args, "config", "-q"], capture_output=True, text=True, timeout=60, cwd=sup.REPO, env=clean_env()
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -48,8 +49,9 @@ def test_services() -> None:
 def test_compose_spec_schema(path: Path) -> None:
     """The compose-spec JSON schema as vendored by check-jsonschema (`vendor.compose-spec`)."""
     tool = sup.require_tool("check-jsonschema")
-    result = subprocess.run([tool, "--builtin-schema", "vendor.compose-spec", str(path)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [tool, "--builtin-schema", "vendor.compose-spec", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -103,8 +105,9 @@ def dockerfile() -> list[str]:
 
 def test_dockerfile_lints_clean() -> None:
     tool = sup.require_tool("hadolint")
-    result = subprocess.run([tool, "--no-color", str(sup.REPO / "Dockerfile")], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [tool, "--no-color", str(sup.REPO / "Dockerfile")], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -117,8 +120,9 @@ def test_dockerfile_builds_the_demo() -> None:
 
 
 def test_dockerfile_copies_existing_files_past_dockerignore() -> None:
-    allowed = {line[1:].rstrip("/") for line in (sup.REPO / ".dockerignore").read_text().splitlines()
-               if line.startswith("!")}
+    allowed = {
+        line[1:].rstrip("/") for line in (sup.REPO / ".dockerignore").read_text().splitlines() if line.startswith("!")
+    }
     for line in dockerfile():
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:

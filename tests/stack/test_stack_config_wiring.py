@@ -71,8 +71,9 @@ def test_prometheus_scrapes_both_collector_endpoints_as_otel_collector() -> None
 
 
 def test_prometheus_sends_alerts_to_alertmanager() -> None:
-    targets = [t for am in prometheus()["alerting"]["alertmanagers"] for sc in am["static_configs"]
-               for t in sc["targets"]]
+    targets = [
+        t for am in prometheus()["alerting"]["alertmanagers"] for sc in am["static_configs"] for t in sc["targets"]
+    ]
     assert targets == ["alertmanager:9093"] and "alertmanager" in services()
 
 
@@ -109,7 +110,7 @@ def test_grafana_loads_the_shipped_dashboards() -> None:
     assert provider["options"]["path"] == target
     assert mount_target("grafana", "./grafana/provisioning") == "/etc/grafana/provisioning"
     home = services()["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
-    assert home.startswith(target + "/") and (sup.REPO / "grafana" / "dashboards" / home[len(target) + 1:]).exists()
+    assert home.startswith(target + "/") and (sup.REPO / "grafana" / "dashboards" / home[len(target) + 1 :]).exists()
 
 
 def test_tempo_is_tuned_for_a_live_run_view() -> None:

@@ -96,18 +96,22 @@ def test_promql_parses(tmp_path: Path) -> None:
         groups.append({"name": f"q{i} {query.where}", "rules": [{"record": f"check:q{i}", "expr": text}]})
     rules = tmp_path / "queries.rules.yml"
     rules.write_text(json.dumps({"groups": groups}))  # JSON is YAML
-    result = subprocess.run([sup.require_tool("promtool"), "check", "rules", str(rules)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sup.require_tool("promtool"), "check", "rules", str(rules)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def parse_traceql(queries: list[str]) -> list[int | None]:
     node = sup.find_tool("node")
     if node is None or not (TRACEQL_DIR / "node_modules" / "@grafana" / "lezer-traceql").exists():
-        sup.missing(f"node with {TRACEQL_DIR.relative_to(sup.REPO)}/node_modules (npm ci --prefix "
-                    f"{TRACEQL_DIR.relative_to(sup.REPO)})")
-    result = subprocess.run([str(node), "parse.mjs"], input=json.dumps(queries), capture_output=True, text=True,
-                            timeout=60, cwd=TRACEQL_DIR)
+        sup.missing(
+            f"node with {TRACEQL_DIR.relative_to(sup.REPO)}/node_modules (npm ci --prefix "
+            f"{TRACEQL_DIR.relative_to(sup.REPO)})"
+        )
+    result = subprocess.run(
+        [str(node), "parse.mjs"], input=json.dumps(queries), capture_output=True, text=True, timeout=60, cwd=TRACEQL_DIR
+    )
     assert result.returncode == 0, result.stderr
     return list(json.loads(result.stdout))
 
@@ -119,7 +123,7 @@ def test_traceql_parses() -> None:
     errors = parse_traceql([*texts, "{ span.spendfuse.run.id = }"])
     assert errors[-1] is not None, "the TraceQL parser accepted a broken query"
     for query, text, error in zip(queries, texts, errors[:-1], strict=True):
-        assert error is None, f"{query.where}: TraceQL syntax error at {error}: {text[error or 0:]!r}"
+        assert error is None, f"{query.where}: TraceQL syntax error at {error}: {text[error or 0 :]!r}"
 
 
 def test_trace_panels_take_a_trace_id_variable() -> None:
@@ -162,10 +166,13 @@ def test_run_view_matches_the_library_link() -> None:
     assert variables[links.RUN_ID_VARIABLE]["type"] == "textbox"
     assert variables[links.TRACE_ID_VARIABLE]["type"] == "textbox"
     url = links.run_view_url("r 1", "http://grafana:3000", trace_id="ab")
-    assert url == (f"http://grafana:3000/d/{run_view['uid']}/{links.RUN_VIEW_SLUG}"
-                   f"?var-{links.RUN_ID_VARIABLE}=r%201&var-{links.TRACE_ID_VARIABLE}=ab")
-    run_queries = [q for q in sup.dashboard_queries(sup.REPO / "grafana" / "dashboards" / "run-view.json")
-                   if q.kind == "traceql"]
+    assert url == (
+        f"http://grafana:3000/d/{run_view['uid']}/{links.RUN_VIEW_SLUG}"
+        f"?var-{links.RUN_ID_VARIABLE}=r%201&var-{links.TRACE_ID_VARIABLE}=ab"
+    )
+    run_queries = [
+        q for q in sup.dashboard_queries(sup.REPO / "grafana" / "dashboards" / "run-view.json") if q.kind == "traceql"
+    ]
     assert run_queries and all('span.spendfuse.run.id = "$run_id"' in q.text for q in run_queries)
 
 
@@ -174,12 +181,26 @@ def test_overview_links_runs_to_the_run_view() -> None:
     panels = {p["title"]: p for p in sup.dashboard_panels(overview)}
     recent = panels["Recent runs"]
     assert recent["datasource"]["uid"] == "tempo"
-    link_urls = [link["url"] for o in recent["fieldConfig"]["overrides"] for prop in o["properties"]
-                 if prop["id"] == "links" for link in prop["value"]]
+    link_urls = [
+        link["url"]
+        for o in recent["fieldConfig"]["overrides"]
+        for prop in o["properties"]
+        if prop["id"] == "links"
+        for link in prop["value"]
+    ]
     assert link_urls == ["/d/spendfuse-run/spendfuse-run?var-run_id=${__value.raw}&${__url_time_range}"]
     assert any(p["type"] == "alertlist" for p in panels.values())
-    expected = {"Spend in range", "Spend rate (USD per hour)", "Spend by model (in range)",
-                "Spend by user (in range, top 20)", "Tokens by type (in range)", "Model calls in range",
-                "Call latency p95", "Error ratio in range", "Breaker trips by limit", "Recent runs",
-                "Firing spendfuse alerts"}
+    expected = {
+        "Spend in range",
+        "Spend rate (USD per hour)",
+        "Spend by model (in range)",
+        "Spend by user (in range, top 20)",
+        "Tokens by type (in range)",
+        "Model calls in range",
+        "Call latency p95",
+        "Error ratio in range",
+        "Breaker trips by limit",
+        "Recent runs",
+        "Firing spendfuse alerts",
+    }
     assert expected <= set(panels)

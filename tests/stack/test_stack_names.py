@@ -26,8 +26,7 @@ def emitted(traffic: sup.Traffic) -> dict[str, set[str]]:
 
 
 def samples_of(traffic: sup.Traffic, name: str) -> list[Any]:
-    return [s for family in text_string_to_metric_families(traffic.scrape()) for s in family.samples
-            if s.name == name]
+    return [s for family in text_string_to_metric_families(traffic.scrape()) for s in family.samples if s.name == name]
 
 
 def test_every_metric_read_is_emitted(emitted: dict[str, set[str]]) -> None:
@@ -76,19 +75,35 @@ def test_names_py_prometheus_names_are_emitted(emitted: dict[str, set[str]]) -> 
 EXPECTED_LABELS = {
     # spendfuse_scope_team: the traffic marks the team scope low-cardinality (metric_scopes).
     "spendfuse_cost_USD_total": {"gen_ai_provider_name", "gen_ai_request_model", "user_id", "spendfuse_scope_team"},
-    "spendfuse_breaker_trips_total": {"spendfuse_scope", "spendfuse_limit", "gen_ai_provider_name",
-                                      "gen_ai_request_model"},
+    "spendfuse_breaker_trips_total": {
+        "spendfuse_scope",
+        "spendfuse_limit",
+        "gen_ai_provider_name",
+        "gen_ai_request_model",
+    },
     "spendfuse_runs_total": {"spendfuse_outcome"},
     "spendfuse_store_errors_total": {"spendfuse_reason"},
     "spendfuse_budget_warnings_total": {"spendfuse_scope", "spendfuse_limit"},
     "spendfuse_budget_spent_USD": {"spendfuse_scope", "user_id", "spendfuse_scope_key"},
     "spendfuse_budget_limit_USD": {"spendfuse_scope", "user_id", "spendfuse_scope_key"},
-    "gen_ai_client_token_usage_bucket": {"gen_ai_token_type", "gen_ai_provider_name", "gen_ai_request_model",
-                                         "gen_ai_operation_name", "le"},
-    "gen_ai_client_operation_duration_seconds_bucket": {"gen_ai_provider_name", "gen_ai_request_model",
-                                                        "gen_ai_operation_name", "le"},
-    "gen_ai_client_operation_time_to_first_chunk_seconds_bucket": {"gen_ai_provider_name", "gen_ai_request_model",
-                                                                   "le"},
+    "gen_ai_client_token_usage_bucket": {
+        "gen_ai_token_type",
+        "gen_ai_provider_name",
+        "gen_ai_request_model",
+        "gen_ai_operation_name",
+        "le",
+    },
+    "gen_ai_client_operation_duration_seconds_bucket": {
+        "gen_ai_provider_name",
+        "gen_ai_request_model",
+        "gen_ai_operation_name",
+        "le",
+    },
+    "gen_ai_client_operation_time_to_first_chunk_seconds_bucket": {
+        "gen_ai_provider_name",
+        "gen_ai_request_model",
+        "le",
+    },
 }
 
 
@@ -103,8 +118,9 @@ def test_label_values_of_the_traffic(traffic: sup.Traffic) -> None:
     assert token_types == {"input", "output"}
     outcomes = {s.labels["spendfuse_outcome"] for s in samples_of(traffic, "spendfuse_runs_total")}
     assert {"completed", "tripped", "error"} <= outcomes
-    errors = [s for s in samples_of(traffic, "gen_ai_client_operation_duration_seconds_count")
-              if s.labels.get("error_type")]
+    errors = [
+        s for s in samples_of(traffic, "gen_ai_client_operation_duration_seconds_count") if s.labels.get("error_type")
+    ]
     assert errors, "the failing call has no error_type on gen_ai.client.operation.duration"
     trips = samples_of(traffic, "spendfuse_breaker_trips_total")
     assert any(s.labels["spendfuse_scope"] == "run" and s.labels["spendfuse_limit"] == "turns" for s in trips)

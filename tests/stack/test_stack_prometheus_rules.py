@@ -13,8 +13,7 @@ pytestmark = pytest.mark.stack
 
 
 def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sup.require_tool("promtool"), *args], capture_output=True, text=True,
-                          timeout=60, cwd=cwd)
+    return subprocess.run([sup.require_tool("promtool"), *args], capture_output=True, text=True, timeout=60, cwd=cwd)
 
 
 def test_prometheus_config_is_valid() -> None:
@@ -38,8 +37,12 @@ def test_rule_unit_tests_pass() -> None:
 
 
 EXPECTED_ALERTS = {
-    "SpendfuseBreakerTripped", "SpendfuseTripStorm", "SpendfuseSpendRateHigh",
-    "SpendfuseBudgetNearlyExhausted", "SpendfuseScopeBudgetNearlyExhausted", "SpendfuseGenAIErrorRatio",
+    "SpendfuseBreakerTripped",
+    "SpendfuseTripStorm",
+    "SpendfuseSpendRateHigh",
+    "SpendfuseBudgetNearlyExhausted",
+    "SpendfuseScopeBudgetNearlyExhausted",
+    "SpendfuseGenAIErrorRatio",
     "SpendfuseCollectorDown",
 }
 
@@ -47,8 +50,12 @@ EXPECTED_ALERTS = {
 def test_every_alert_is_unit_tested() -> None:
     alerts = {q.where.split()[-1] for path in sup.RULE_FILES for q in sup.rule_queries(path)}
     assert alerts == EXPECTED_ALERTS
-    tested = {case.get("alertname") for path in sup.RULE_TESTS
-              for test in sup.load_yaml(path)["tests"] for case in test.get("alert_rule_test", [])}
+    tested = {
+        case.get("alertname")
+        for path in sup.RULE_TESTS
+        for test in sup.load_yaml(path)["tests"]
+        for case in test.get("alert_rule_test", [])
+    }
     assert alerts <= tested, f"alerts without a promtool test: {sorted(alerts - tested)}"
     for path in sup.RULE_FILES:
         for group in sup.load_yaml(path)["groups"]:
@@ -60,8 +67,10 @@ def test_every_alert_is_unit_tested() -> None:
 def test_new_series_tests_fail_against_plain_increase(tmp_path: Path) -> None:
     """The breaker tests must catch the bug they exist for: swap the rule for plain increase()."""
     rules = (sup.REPO / "prometheus" / "rules" / "spendfuse.rules.yml").read_text()
-    new_series_term = ("(last_over_time(spendfuse_breaker_trips_total[5m]) unless "
-                       "spendfuse_breaker_trips_total offset 5m)\n            or\n")
+    new_series_term = (
+        "(last_over_time(spendfuse_breaker_trips_total[5m]) unless "
+        "spendfuse_breaker_trips_total offset 5m)\n            or\n"
+    )
     assert new_series_term in rules
     (tmp_path / "spendfuse.rules.yml").write_text(rules.replace(new_series_term, ""))
     (tmp_path / "tests").mkdir()

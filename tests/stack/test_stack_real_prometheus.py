@@ -51,8 +51,9 @@ def stack(traffic: sup.Traffic, tmp_path_factory: pytest.TempPathFactory) -> Ite
     tmp = tmp_path_factory.mktemp("prometheus")
     prom_port, am_port, hook_port = sup.free_ports(3)
     am_config = tmp / "alertmanager.yml"
-    am_config.write_text(sup.ALERTMANAGER_CONFIG.read_text().replace("http://webhook:8080/",
-                                                                      f"http://127.0.0.1:{hook_port}/"))
+    am_config.write_text(
+        sup.ALERTMANAGER_CONFIG.read_text().replace("http://webhook:8080/", f"http://127.0.0.1:{hook_port}/")
+    )
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(path) for path in sup.RULE_FILES],
@@ -60,14 +61,35 @@ def stack(traffic: sup.Traffic, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "scrape_configs": [{"job_name": "spendfuse-traffic", "static_configs": [{"targets": [traffic.target]}]}],
     }
     (tmp / "prometheus.yml").write_text(json.dumps(config))
-    with sup.running([sys.executable, str(sup.WEBHOOK_RECEIVER), str(hook_port)], tmp / "webhook.log",
-                     ready_url=f"http://127.0.0.1:{hook_port}/"), \
-         sup.running([alertmanager, f"--config.file={am_config}", f"--storage.path={tmp / 'am'}",
-                      f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],
-                     tmp / "alertmanager.log", ready_url=f"http://127.0.0.1:{am_port}/-/ready"), \
-         sup.running([prometheus, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-                      f"--web.listen-address=127.0.0.1:{prom_port}", "--enable-feature=exemplar-storage"],
-                     tmp / "prometheus.log", ready_url=f"http://127.0.0.1:{prom_port}/-/ready"):
+    with (
+        sup.running(
+            [sys.executable, str(sup.WEBHOOK_RECEIVER), str(hook_port)],
+            tmp / "webhook.log",
+            ready_url=f"http://127.0.0.1:{hook_port}/",
+        ),
+        sup.running(
+            [
+                alertmanager,
+                f"--config.file={am_config}",
+                f"--storage.path={tmp / 'am'}",
+                f"--web.listen-address=127.0.0.1:{am_port}",
+                "--cluster.listen-address=",
+            ],
+            tmp / "alertmanager.log",
+            ready_url=f"http://127.0.0.1:{am_port}/-/ready",
+        ),
+        sup.running(
+            [
+                prometheus,
+                f"--config.file={tmp / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+                "--enable-feature=exemplar-storage",
+            ],
+            tmp / "prometheus.log",
+            ready_url=f"http://127.0.0.1:{prom_port}/-/ready",
+        ),
+    ):
         stack = Stack(f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{hook_port}")
         assert stack.wait_for('up{job="spendfuse-traffic"} == 1'), "Prometheus never scraped the traffic process"
         assert stack.wait_for("spendfuse_cost_USD_total"), "no spendfuse metrics after the first scrape"
@@ -94,8 +116,9 @@ def test_query_runs_as_a_range_query(stack: Stack, query: sup.Query) -> None:
     stack.api("query_range", query=promql_of(query), start=str(end - 20), end=str(end), step="1")
 
 
-@pytest.mark.parametrize("query", [q for q in QUERIES if ".json" in q.where or "tracesToMetrics" in q.where],
-                         ids=lambda q: q.where)
+@pytest.mark.parametrize(
+    "query", [q for q in QUERIES if ".json" in q.where or "tracesToMetrics" in q.where], ids=lambda q: q.where
+)
 def test_panel_has_data(stack: Stack, query: sup.Query) -> None:
     """Every dashboard panel (the spend panels above all) shows data for real spendfuse traffic."""
     assert stack.wait_for(promql_of(query), timeout=15), f"no data: {promql_of(query)}"
@@ -161,4 +184,3 @@ def test_spend_by_scope_panel_shows_the_team(stack: Stack) -> None:
     rows = stack.query(promql_of(panel))
     assert {(r["metric"]["spendfuse_scope"], r["metric"]["spendfuse_scope_key"]) for r in rows} == {("team", "search")}
     assert all(0 < float(r["value"][1]) < 5 for r in rows)
-

@@ -43,20 +43,23 @@ def ask_anthropic(client: Any, text: str) -> None:
 
 
 def ask_openai(client: Any, text: str) -> None:
-    client.chat.completions.create(model=OPENAI_MODEL, max_completion_tokens=200,
-                                   messages=[{"role": "user", "content": text}])
+    client.chat.completions.create(
+        model=OPENAI_MODEL, max_completion_tokens=200, messages=[{"role": "user", "content": text}]
+    )
 
 
 def stream_openai(client: Any, text: str) -> None:
-    stream = client.chat.completions.create(model=OPENAI_MODEL, max_completion_tokens=200, stream=True,
-                                            messages=[{"role": "user", "content": text}])
+    stream = client.chat.completions.create(
+        model=OPENAI_MODEL, max_completion_tokens=200, stream=True, messages=[{"role": "user", "content": text}]
+    )
     for _chunk in stream:
         pass
 
 
 def stream_anthropic(client: Any, text: str) -> None:
-    with client.messages.stream(model=ANTHROPIC_MODEL, max_tokens=200,
-                                messages=[{"role": "user", "content": text}]) as stream:
+    with client.messages.stream(
+        model=ANTHROPIC_MODEL, max_tokens=200, messages=[{"role": "user", "content": text}]
+    ) as stream:
         for _text in stream.text_stream:
             pass
 
@@ -82,12 +85,19 @@ def run_traffic(meter_provider: MeterProvider, tracer_provider: TracerProvider) 
 
     # Everything else runs on the in-memory store.
     # The team scope is marked low-cardinality: its key labels the cost and the window gauges.
-    spendfuse.instrument(**providers, store="memory://", store_failure="closed", user_budget=USER_BUDGET,
-                         budgets={"team": TEAM_BUDGET}, metric_scopes=["team"])
+    spendfuse.instrument(
+        **providers,
+        store="memory://",
+        store_failure="closed",
+        user_budget=USER_BUDGET,
+        budgets={"team": TEAM_BUDGET},
+        metric_scopes=["team"],
+    )
 
     # 2. A normal run with both providers, plain and streaming calls, in the search team's budget.
-    with spendfuse.run("stack-run-1", user_id="alice", budget=spendfuse.Budget(usd=1.0, turns=10),
-                       scopes={"team": "search"}):
+    with spendfuse.run(
+        "stack-run-1", user_id="alice", budget=spendfuse.Budget(usd=1.0, turns=10), scopes={"team": "search"}
+    ):
         ask_anthropic(anthropic_client, "Plan the trip.")
         ask_openai(openai_client, "Summarise the plan.")
         stream_openai(openai_client, "Stream the summary.")
@@ -112,8 +122,15 @@ def run_traffic(meter_provider: MeterProvider, tracer_provider: TracerProvider) 
     # own meter: the dashboards must count spendfuse's measurement only (otel_scope_name).
     foreign = meter_provider.get_meter("opentelemetry.instrumentation.someframework")
     histogram = foreign.create_histogram("gen_ai.client.token.usage", unit="{token}")
-    histogram.record(FOREIGN_TOKENS, {"gen_ai.token.type": "input", "gen_ai.operation.name": "chat",
-                                      "gen_ai.provider.name": "anthropic", "gen_ai.request.model": ANTHROPIC_MODEL})
+    histogram.record(
+        FOREIGN_TOKENS,
+        {
+            "gen_ai.token.type": "input",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "anthropic",
+            "gen_ai.request.model": ANTHROPIC_MODEL,
+        },
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

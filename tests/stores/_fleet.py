@@ -12,9 +12,7 @@ MODEL = "claude-sonnet-4-5"
 MAX_TOKENS = 64
 
 
-def agent_process(
-    store_url: str, budget: dict[str, Any], threads: int, calls: int, barrier: Any, results: Any
-) -> None:
+def agent_process(store_url: str, budget: dict[str, Any], threads: int, calls: int, barrier: Any, results: Any) -> None:
     """Start ``threads`` agents that call until refused; report what reached this process's fake."""
     import spendfuse
     from spendfuse.testing import FakeProvider, Reply

@@ -22,9 +22,7 @@ def mixed_process(store_url: str, threads: int, tasks: int, rounds: int, results
     # Frequent collections: a dropped stream's finalizer then runs at arbitrary allocations, on any
     # thread, inside whatever that thread holds (the run lock, the store's lock, a transaction).
     gc.set_threshold(GC_THRESHOLD, 1, 1)
-    spendfuse.instrument(
-        store=store_url, store_timeout=30.0, user_budget={"usd": 1000, "window": "1d"}, warn_at=None
-    )
+    spendfuse.instrument(store=store_url, store_timeout=30.0, user_budget={"usd": 1000, "window": "1d"}, warn_at=None)
     fake = FakeProvider(usage=FakeUsage(input_tokens=300, output_tokens=40), chunk_delay=0.0005)
 
     async def agent(index: int) -> None:

@@ -72,7 +72,10 @@ def test_denial_names_the_scope_and_leaves_the_others_untouched(store: BudgetSto
     requests = [ScopeRequest(key, {USD: 100 if key != "team-b" else 10}, {USD: 5}) for key in LIMITS]
     denial = store.reserve("b", requests, now + 60, now)
     assert denial is not None and (denial.key, denial.metric, denial.in_flight, denial.requested) == (
-        "team-b", USD, 10, 5,
+        "team-b",
+        USD,
+        10,
+        5,
     )
     for key in ("org", "team-a", "model"):
         assert store.usage(key, now).leases == 0 and store.usage(key, now).in_flight[USD] == 0

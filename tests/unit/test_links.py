@@ -7,14 +7,15 @@ from spendfuse.telemetry.links import GRAFANA_URL_ENV, run_view_url
 
 def test_explicit_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(GRAFANA_URL_ENV, "http://ignored:3000")
-    assert (run_view_url("ticket-4711", "http://localhost:3000")
-            == "http://localhost:3000/d/spendfuse-run/spendfuse-run?var-run_id=ticket-4711")
+    assert (
+        run_view_url("ticket-4711", "http://localhost:3000")
+        == "http://localhost:3000/d/spendfuse-run/spendfuse-run?var-run_id=ticket-4711"
+    )
 
 
 def test_env_base_url_and_trailing_slash(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(GRAFANA_URL_ENV, "https://grafana.example.com/sub/ ")
-    assert (run_view_url("r1")
-            == "https://grafana.example.com/sub/d/spendfuse-run/spendfuse-run?var-run_id=r1")
+    assert run_view_url("r1") == "https://grafana.example.com/sub/d/spendfuse-run/spendfuse-run?var-run_id=r1"
 
 
 @pytest.mark.parametrize("value", [None, "", "   "])
@@ -38,5 +39,4 @@ def test_run_id_is_url_quoted() -> None:
 
 def test_trace_id_fills_the_trace_variable() -> None:
     url = run_view_url("r1", "http://g", trace_id="4bf92f3577b34da6a3ce929d0e0e4736")
-    assert url == ("http://g/d/spendfuse-run/spendfuse-run?var-run_id=r1"
-                   "&var-trace_id=4bf92f3577b34da6a3ce929d0e0e4736")
+    assert url == ("http://g/d/spendfuse-run/spendfuse-run?var-run_id=r1&var-trace_id=4bf92f3577b34da6a3ce929d0e0e4736")

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("spendfuse")
 
+
 def next_attempt(previous: Admission) -> Admission:
     """The same worst case as ``previous``, nothing reserved yet."""
     return Admission(
@@ -163,9 +164,13 @@ def _keyed_window(
         keyed = list(previous.scopes)
     else:
         the_run = previous.run
-        keyed, unresolved = breaker._scopes.for_call(
-            the_run.scopes if the_run is not None else None, request.provider, request.model, now
-        ) if breaker._scopes else ([], None)
+        keyed, unresolved = (
+            breaker._scopes.for_call(
+                the_run.scopes if the_run is not None else None, request.provider, request.model, now
+            )
+            if breaker._scopes
+            else ([], None)
+        )
         if unresolved is not None:  # a budget callable raised: the store-outage policy decides
             name, exc = unresolved
             source = "the user_budget callable" if name == "user" else f"the budgets[{name!r}] callable"

@@ -194,9 +194,16 @@ class Breaker:
 
     def _refuse_past(self, past: PastLimit, request: CallRequest, the_run: Run | None, span: SpanLike | None) -> None:
         error = budget_error(
-            scope="run", key=past.run_id, limit=past.limit, limit_value=past.limit_value, spent=past.spent,
-            in_flight=0, requested=1 if past.limit == "repeats" else 0, model=request.model,
-            max_tokens=request.max_tokens, run_id=the_run.run_id if the_run else None,
+            scope="run",
+            key=past.run_id,
+            limit=past.limit,
+            limit_value=past.limit_value,
+            spent=past.spent,
+            in_flight=0,
+            requested=1 if past.limit == "repeats" else 0,
+            model=request.model,
+            max_tokens=request.max_tokens,
+            run_id=the_run.run_id if the_run else None,
             user_id=the_run.user_id if the_run else None,
         )
         self._refusals.refuse(error, request, the_run, span, hard=True)
@@ -221,9 +228,7 @@ class Breaker:
             tool_uses=request.tool_uses,
         )
 
-    def _reserve(
-        self, admission: Admission, chain: tuple[Run, ...], keyed: list[Scope], now: float
-    ) -> Denied | None:
+    def _reserve(self, admission: Admission, chain: tuple[Run, ...], keyed: list[Scope], now: float) -> Denied | None:
         if chain:
             denied = reserve_runs(admission, chain)
             if denied is not None:
@@ -240,9 +245,7 @@ class Breaker:
             unreserve_runs(admission, chain)
         return denied
 
-    def _force_reserve(
-        self, admission: Admission, chain: tuple[Run, ...], keyed: list[Scope], now: float
-    ) -> None:
+    def _force_reserve(self, admission: Admission, chain: tuple[Run, ...], keyed: list[Scope], now: float) -> None:
         """An approved overrun: record it in flight everywhere without checking limits."""
         force_runs(admission, chain)
         if keyed:

@@ -84,8 +84,10 @@ class ScopeReservations:
         lease_id = lease_ids.next()
         try:
             denial = self._store().reserve(
-                lease_id, [self._request(scope, admission, check) for scope in scopes],
-                now + self.settings.lease_seconds, now,
+                lease_id,
+                [self._request(scope, admission, check) for scope in scopes],
+                now + self.settings.lease_seconds,
+                now,
             )
         except Exception as exc:
             self.failed(admission, exc)
@@ -95,8 +97,15 @@ class ScopeReservations:
         if denial is not None:
             scope = next((s for s in scopes if s.store_key == denial.key), scopes[0])
             return Denied(
-                scope.name, scope.key, denial.metric, denial.limit, denial.spent, denial.in_flight,
-                denial.requested, scope.budget.window, scope.window_end,
+                scope.name,
+                scope.key,
+                denial.metric,
+                denial.limit,
+                denial.spent,
+                denial.in_flight,
+                denial.requested,
+                scope.budget.window,
+                scope.window_end,
             )
         admission.lease_id = lease_id
         admission.scopes = tuple(scopes)

@@ -56,7 +56,12 @@ def new_scope(name: str, key: str, budget: Budget, now: float) -> Scope | None:
     if budget.window is not None:
         start, end = window_bounds(budget.window, now)
         return Scope(
-            name, key, scope_key(name, key, budget.window, start), budget, float(end), limits,
+            name,
+            key,
+            scope_key(name, key, budget.window, start),
+            budget,
+            float(end),
+            limits,
             float(end) + WINDOW_SLACK_SECONDS,
         )
     return Scope(name, key, scope_key(name, key, None, None), budget, None, limits)

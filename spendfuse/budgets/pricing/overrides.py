@@ -32,7 +32,6 @@ class _Override:
     tool_fees: tuple[int | None, ...] = (None,) * len(SERVER_TOOLS)
 
 
-
 def _load_price_file(path: Path) -> Any:
     form = f"a TOML or JSON table shaped like {OVERRIDE_FORM}"
     try:
@@ -144,10 +143,7 @@ MAX_PRICE = Decimal(1_000_000)
 
 
 def _price(value: Any, path: str, unit: str = "USD per million tokens") -> Decimal:
-    problem = (
-        f"{path}: {value!r} is not a price; expected a non-negative number of {unit}, "
-        'e.g. 3.0 or "3.00"'
-    )
+    problem = f'{path}: {value!r} is not a price; expected a non-negative number of {unit}, e.g. 3.0 or "3.00"'
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
         raise ConfigError(problem)
     try:

@@ -40,8 +40,6 @@ class Rates:
         return chosen
 
 
-
-
 def _pico(usd_per_mtok: Decimal) -> int:
     # Finer than a pico-dollar (some bundled prices carry float artifacts) rounds up: a budget may
     # overcount by under a pico per token, never undercount.

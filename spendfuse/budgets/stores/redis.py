@@ -166,7 +166,8 @@ class RedisStore(BudgetStore):
         self._expire = self._client.register_script(EXPIRE)
         self._routes: dict[str, tuple[tuple[str, ...], float]] = {}
         self._last_scopes: tuple[tuple[ScopeRequest, ...], tuple[list[str], list[str], list[str | bytes]]] = (
-            (), ([], [], [])
+            (),
+            ([], [], []),
         )
         self._routes_lock = GuardedLock()
         self._next_prune = 0.0
