@@ -251,7 +251,7 @@ def _deployments(key: str, value: object) -> dict[str, str]:
 def _check_sqlite_url(key: str, url: str) -> None:
     """The store's own URL errors, said with the key the user wrote; and its folder must exist."""
     from spendfuse.budgets.stores import STORE_URL_FORM
-    from spendfuse.budgets.stores.sqlite import parse_sqlite_url
+    from spendfuse.budgets.stores.sqlite_files import parse_sqlite_url
 
     try:
         path, _ = parse_sqlite_url(url)

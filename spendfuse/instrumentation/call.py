@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -27,6 +26,7 @@ from spendfuse.budgets.settlement import UNANSWERED, Answer, Settlement, settle,
 from spendfuse.budgets.usage import TokenUsage
 from spendfuse.errors import BudgetExceeded, BudgetStoreUnavailable, UnpricedModelError
 from spendfuse.instrumentation import attempts, background
+from spendfuse.instrumentation.attributes import content_attributes, jsonable, server_of
 from spendfuse.instrumentation.provider import Provider
 from spendfuse.instrumentation.records import RequestInfo, ResponseInfo, get
 from spendfuse.instrumentation.request import sent_body, write_max_tokens
@@ -36,7 +36,6 @@ from spendfuse.instrumentation.streams import watch_raw_response, watch_stream
 from spendfuse.runs.run import Run, current_run
 from spendfuse.runtime import Runtime
 from spendfuse.telemetry import names
-from spendfuse.telemetry.calls import CONTENT_LIMIT
 
 DELIBERATE = (BudgetExceeded, UnpricedModelError, BudgetStoreUnavailable)
 
@@ -45,55 +44,6 @@ def estimate_output_tokens(info: ResponseInfo) -> int:
     # No tokenizer per chunk: at least one token per delta, and ~3 characters per token (an
     # over-estimate for prose, about right for code), whichever is larger.
     return max(info.output_chunks, (info.output_chars + 2) // 3)
-
-
-_servers: dict[int, tuple[Any, str | None, int | None]] = {}  # id(base_url) -> (base_url, host, port)
-_NO_SERVER: tuple[str | None, int | None] = (None, None)
-
-
-def _server(instance: Any) -> tuple[str | None, int | None]:
-    # A client's base URL rarely changes, and reading host and port from an httpx URL re-derives
-    # them on every access: remember them per URL object (the object itself is kept and compared,
-    # so a recycled id cannot alias).
-    try:
-        url = instance.base_url
-        cached = _servers.get(id(url))
-        if cached is not None and cached[0] is url:
-            return cached[1], cached[2]
-        host, port = url.host, url.port
-        if len(_servers) >= 64:
-            _servers.clear()
-        _servers[id(url)] = (url, host, port)
-        return host, port
-    except Exception:
-        return _NO_SERVER
-
-
-def _jsonable(value: Any) -> str:
-    def default(obj: Any) -> Any:
-        dump = getattr(obj, "model_dump", None)
-        if not callable(dump):
-            return str(obj)
-        try:
-            # No serializer warnings into the user's process: a provider's odd field (a float token
-            # count, say) is the provider's to explain, and the content is recorded as it came.
-            return dump(mode="json", warnings=False)
-        except TypeError:  # a model_dump without the keyword
-            return dump(mode="json")
-
-    try:
-        return json.dumps(value, default=default, ensure_ascii=False)[:CONTENT_LIMIT]
-    except Exception:
-        return ""
-
-
-def _content(body: Mapping[str, Any]) -> dict[str, Any]:
-    attributes: dict[str, Any] = {}
-    system = body.get("system") if "system" in body else body.get("instructions")
-    if system:
-        attributes[names.GEN_AI_SYSTEM_INSTRUCTIONS] = _jsonable(system)
-    attributes[names.GEN_AI_INPUT_MESSAGES] = _jsonable(body.get("messages") or body.get("input"))
-    return attributes
 
 
 def begin(
@@ -111,7 +61,7 @@ def begin(
             return None
         request = provider.read_request(api, body)
         stream = bool(kwargs.get("stream", False)) or request.stream
-        server = _server(instance)
+        server = server_of(instance)
         settings = runtime.settings
         # Exact usage for chat streams that did not ask for it, on hosts known to accept the ask.
         hide_usage = (
@@ -123,7 +73,7 @@ def begin(
             provider.name, request, stream, server,
             the_run.run_id if the_run is not None else None,
             the_run.user_id if the_run is not None else None,
-            _content(body) if runtime.settings.capture_content else None,
+            content_attributes(body) if runtime.settings.capture_content else None,
         )  # fmt: skip
         call_request = CallRequest(
             provider=provider.name,
@@ -386,7 +336,7 @@ class ModelCall:
             return
         try:
             output = get(result, "content") or get(result, "choices") or get(result, "output")
-            self.span.set_attribute(names.GEN_AI_OUTPUT_MESSAGES, _jsonable(output))
+            self.span.set_attribute(names.GEN_AI_OUTPUT_MESSAGES, jsonable(output))
         except Exception:
             log_internal_error("capturing output")
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from spendfuse.budgets.stores import USD, ScopeRequest, StoreUnavailableError, open_store
-from spendfuse.budgets.stores.sqlite import MIN_BUSY_TIMEOUT, SQLiteStore, parse_sqlite_url
+from spendfuse.budgets.stores.sqlite import MIN_BUSY_TIMEOUT, SQLiteStore
+from spendfuse.budgets.stores.sqlite_files import parse_sqlite_url
 from spendfuse.errors import ConfigError
 
 from . import _workers

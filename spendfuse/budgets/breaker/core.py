@@ -31,7 +31,7 @@ from spendfuse.budgets.breaker.reserve import (
 from spendfuse.budgets.breaker.scopes import Scope, Scopes, scope_resolvers
 from spendfuse.budgets.breaker.warnings import Warnings
 from spendfuse.budgets.critical import GuardedLock
-from spendfuse.budgets.estimate import PrefixMemo, estimate_input_tokens
+from spendfuse.budgets.estimate import estimate_input_tokens
 from spendfuse.budgets.messages import budget_error
 from spendfuse.budgets.pricing import PriceBook, Rates
 from spendfuse.budgets.usage import TokenUsage
@@ -124,11 +124,7 @@ class Breaker:
             # estimate is left to the rare call whose provider reports no usage (-1: not made).
             return Admission(the_run, rates, -1, self._max_output(request), reserved_usd=0, reserved_tokens=0)
 
-        memo = None
-        if the_run is not None:
-            memo = the_run.memo
-            if memo is None:
-                memo = the_run.memo = PrefixMemo()
+        memo = the_run.prefix_memo() if the_run is not None else None
         input_estimate = estimate_input_tokens(request.provider, request.api, request.model, request.body, memo)
         max_output = self._max_output(request)
         admission = Admission(

@@ -151,12 +151,7 @@ class Refusals:
 
     def _trip(self, error: BudgetExceeded, request: CallRequest, the_run: Run | None, span: SpanLike | None) -> None:
         if the_run is not None:
-            # The run whose own budget refused the call trips, and every run between it and the
-            # caller: a parent whose budget stopped a child must not end "completed".
-            for scope_run in the_run.chain:
-                scope_run.tripped = error
-                if error.scope != "run" or scope_run.run_id == error.key:
-                    break
+            the_run.trip(error)  # and every parent up to the run whose budget refused the call
         try:
             self.instruments.breaker_trips.add(
                 1,

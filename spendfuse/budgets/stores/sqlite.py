@@ -35,8 +35,6 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
-from urllib.parse import parse_qs, unquote
 
 from spendfuse.budgets.critical import GuardedLock
 from spendfuse.budgets.stores._common import check_distinct, nonzero_amounts
@@ -49,9 +47,9 @@ from spendfuse.budgets.stores.base import (
     StoreUnavailableError,
     check_fits,
 )
+from spendfuse.budgets.stores.sqlite_files import create_private, parse_sqlite_url
 from spendfuse.errors import ConfigError
 
-SQLITE_URL_FORM = "sqlite:///relative/path.db or sqlite:////absolute/path.db"
 MIN_BUSY_TIMEOUT = 5.0
 GC_INTERVAL = 60.0
 MAX_POLL_INTERVAL = 0.002
@@ -99,36 +97,6 @@ def _bound(key: str) -> _Key:
 # Connections inherited through fork() must never be used or closed by the child (SQLite forbids
 # carrying a connection across fork); they are parked here so garbage collection cannot close them.
 _ABANDONED: list[sqlite3.Connection] = []
-
-
-def parse_sqlite_url(url: str) -> tuple[Path, dict[str, str]]:
-    """``sqlite:///rel.db`` / ``sqlite:////abs.db`` -> (absolute path, query options)."""
-    if not isinstance(url, str) or not url.lower().startswith("sqlite:///"):
-        raise ConfigError(f"store: {url!r} is not a SQLite store URL; accepted: {SQLITE_URL_FORM}")
-    rest = url[len("sqlite:///") :]
-    raw_path, _, query = rest.partition("?")
-    path = unquote(raw_path)
-    if not path or path == ":memory:" or path.endswith("/"):
-        raise ConfigError(
-            f"store: {url!r} names no database file (use memory:// for an in-process store); "
-            f"accepted: {SQLITE_URL_FORM}"
-        )
-    options: dict[str, str] = {}
-    for name, values in parse_qs(query, keep_blank_values=True).items():
-        if name not in ("busy_timeout", "synchronous"):
-            raise ConfigError(
-                f"store: unknown option {name!r} in {url!r}; accepted: busy_timeout=SECONDS, synchronous=normal|full"
-            )
-        options[name] = values[-1]
-    if "synchronous" in options and options["synchronous"].lower() not in ("normal", "full"):
-        raise ConfigError(f"store: synchronous must be normal or full in {url!r}")
-    if "busy_timeout" in options:
-        try:
-            if float(options["busy_timeout"]) <= 0:
-                raise ValueError
-        except ValueError:
-            raise ConfigError(f"store: busy_timeout must be a positive number of seconds in {url!r}") from None
-    return Path(path).expanduser().resolve(), options
 
 
 class SQLiteStore(BudgetStore):
@@ -374,7 +342,7 @@ class SQLiteStore(BudgetStore):
         with an immediate "database is locked", not with its busy handler. So that setup is
         retried until the busy timeout, as a transaction's write lock is (``_begin``).
         """
-        _create_private(self.path)
+        create_private(self.path)
         deadline = time.monotonic() + self.busy_timeout
         delay = 0.001
         while True:
@@ -417,19 +385,6 @@ class SQLiteStore(BudgetStore):
             conn.close()
             raise
         return conn
-
-
-def _create_private(path: Path) -> None:
-    """Create the database file readable by its owner only (budgets name users and their spend).
-
-    SQLite gives the ``-wal`` and ``-shm`` files the mode of the database file, so they follow. An
-    existing file keeps the mode its owner chose.
-    """
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    os.close(fd)
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
