@@ -19,7 +19,7 @@ from spendfuse import Budget, UnpricedModelError
 from spendfuse.budgets.pricing import PriceBook
 from spendfuse.config.settings import load_settings
 from spendfuse.errors import ConfigError
-from spendfuse.testing import FakeProvider, FakeUsage, Reply
+from spendfuse.testing import FakeProvider, FakeUsage, Reply, clients
 
 USAGE = FakeUsage(input_tokens=1000, output_tokens=200)
 DEPLOYMENT = "my-gpt4o"
@@ -30,14 +30,17 @@ AZURE = {"azure_endpoint": "https://fake-resource.openai.invalid", "api_version"
          "api_key": "test-key", "max_retries": 0}  # fmt: skip
 
 
+def _transport(fake: FakeProvider) -> Any:
+    # The SDK release's own HTTP package: httpx2 today, httpx on the oldest supported releases.
+    return fake.transport() if clients.uses_httpx2("openai") else fake.httpx_transport()
+
+
 def azure(fake: FakeProvider) -> openai.AzureOpenAI:
-    return openai.AzureOpenAI(http_client=openai.DefaultHttpxClient(transport=fake.transport()), **AZURE)
+    return openai.AzureOpenAI(http_client=openai.DefaultHttpxClient(transport=_transport(fake)), **AZURE)
 
 
 def async_azure(fake: FakeProvider) -> openai.AsyncAzureOpenAI:
-    return openai.AsyncAzureOpenAI(
-        http_client=openai.DefaultAsyncHttpxClient(transport=fake.async_transport()), **AZURE
-    )
+    return openai.AsyncAzureOpenAI(http_client=openai.DefaultAsyncHttpxClient(transport=_transport(fake)), **AZURE)
 
 
 def chat(fake: FakeProvider) -> Any:
