@@ -9,6 +9,19 @@ from spendfuse.errors import ERROR_BY_LIMIT, BudgetExceeded
 MICROS = 1_000_000
 
 
+def people_dollars(value: float) -> str:
+    """Dollars rounded for a person: cents from $1 up, else at most 2 significant digits
+    ($0.00018, $0.0098); the warnings, the CLI and the demo all say money this way."""
+    if value == 0:
+        return "$0"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    if abs(value) < 0.000001:
+        return "<$0.000001"
+    whole, _, decimals = f"{float(f'{value:.2g}'):.6f}".partition(".")
+    return f"${whole}.{decimals.rstrip('0').ljust(2, '0')}"
+
+
 def _money(micros: int) -> str:
     return f"${micros / MICROS:.4f}"
 

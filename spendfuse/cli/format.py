@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from spendfuse.budgets.messages import people_dollars
 from spendfuse.budgets.stores import redacted_url
 from spendfuse.ledger.rows import SpanRow
 
@@ -42,17 +43,8 @@ def total_cost(known: float | None, unknown_calls: int = 0) -> str:
 
 
 def people_usd(value: float | None) -> str:
-    """Dollars rounded for people in sentences: cents when >= $1, else at most 2 significant digits."""
-    if value is None:
-        return "?"
-    if value == 0:
-        return "$0"
-    if abs(value) >= 1:
-        return f"${value:,.2f}"
-    if abs(value) < 0.000001:
-        return "<$0.000001"
-    whole, _, decimals = f"{float(f'{value:.2g}'):.6f}".partition(".")
-    return f"${whole}.{decimals.rstrip('0').ljust(2, '0')}"
+    """Dollars rounded for people in sentences (unknown: ``?``)."""
+    return "?" if value is None else people_dollars(value)
 
 
 def tokens(value: int | float | None) -> str:

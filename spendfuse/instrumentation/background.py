@@ -13,13 +13,12 @@ we never learn.
 
 from __future__ import annotations
 
-import atexit
 import json
-import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from spendfuse._exit import at_exit_and_fork
 from spendfuse._log import log_internal_error
 from spendfuse.instrumentation.records import ResponseInfo
 from spendfuse.instrumentation.streams import watch_stream
@@ -69,15 +68,7 @@ def _forget_parent_calls() -> None:
     _held.clear()  # a forked child: the parent settles its own held calls
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_parent_calls)
-_register_exit = getattr(threading, "_register_atexit", None)
-try:
-    if _register_exit is None:
-        raise RuntimeError
-    _register_exit(_end_all)
-except RuntimeError:  # imported while the interpreter is shutting down, or no such hook
-    atexit.register(_end_all)
+at_exit_and_fork(_end_all, _forget_parent_calls)
 
 
 def response_id_of(url: str) -> str | None:

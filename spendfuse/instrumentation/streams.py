@@ -25,14 +25,12 @@ its ~6 us per stream.)
 from __future__ import annotations
 
 import asyncio
-import atexit
 import json
-import os
-import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
 
+from spendfuse._exit import at_exit_and_fork
 from spendfuse._log import log_internal_error
 from spendfuse.budgets import critical
 from spendfuse.instrumentation.provider import StreamReader
@@ -128,18 +126,7 @@ def _forget_parent_streams() -> None:
     _open.clear()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_parent_streams)
-
-# threading's exit hooks run before atexit handlers, where telemetry providers flush and shut
-# down: the spans of these last settlements must reach them.
-_register_exit = getattr(threading, "_register_atexit", None)
-try:
-    if _register_exit is None:
-        raise RuntimeError
-    _register_exit(_end_open_streams)
-except RuntimeError:  # imported while the interpreter is shutting down, or no such hook
-    atexit.register(_end_open_streams)
+at_exit_and_fork(_end_open_streams, _forget_parent_streams)
 
 
 def _watch(source: Iterator[Any], ending: Ending, skip: Callable[[Any], bool] | None = None) -> Iterator[Any]:

@@ -216,7 +216,7 @@ def test_warning_says_spent_and_in_flight_apart(instrument: Any, telemetry: Any,
     assert 0.01536 <= attributes["spendfuse.breaker.in_flight"] < 0.02
     messages = [r.getMessage() for r in caplog.records if "budget" in r.getMessage()]
     assert any(
-        "team 'carol' has spent $0.00 of its $0.02 usd budget, and calls in flight have reserved $0.015" in m
+        "team 'carol' has spent $0 of its $0.02 usd budget, and calls in flight have reserved $0.015" in m
         and "(warn_at=0.5)" in m
         for m in messages
     ), messages

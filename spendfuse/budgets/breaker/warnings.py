@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 
 from spendfuse.budgets import stores
 from spendfuse.budgets.breaker.request import Admission, CallRequest, SpanLike
+from spendfuse.budgets.messages import people_dollars
 from spendfuse.telemetry import names
 
 if TYPE_CHECKING:
     from spendfuse.runs.run import Run
     from spendfuse.telemetry.instruments import Instruments
+
 
 log = logging.getLogger("spendfuse")
 
@@ -27,12 +29,7 @@ USER_USAGE_REFRESH_SECONDS = 5.0
 
 
 def dollars(micros: int) -> str:
-    """Rounded for a person: 2 significant digits below $1 ($0.00018, $0.0098), cents above."""
-    value = micros / MICROS
-    rounded = float(f"{value:.2g}")
-    if rounded >= 1 or value == 0:
-        return f"${value:,.2f}"
-    return "$" + f"{rounded:.10f}".rstrip("0").rstrip(".")
+    return people_dollars(micros / MICROS)
 
 
 def _amount(metric: str, value: int) -> str:
